@@ -1,0 +1,22 @@
+"""minae: autoencoders from scratch in NumPy/CuPy, every gradient by hand.
+
+Read the modules in this order: backend, layers, losses, optim, model, train,
+gradcheck; then datasets, experiment and plots for the grid experiment.
+"""
+
+from minae.backend import Backend, cupy_available, get_namespace, resolve_backend
+from minae.errors import BackendError, CheckpointError, DataError, DownloadError, MinaeError
+from minae.layers import Dense, ReLU, Sigmoid, sigmoid
+from minae.losses import bce, bce_loss, bce_with_logits, bce_with_logits_loss
+from minae.model import Autoencoder
+from minae.optim import SGD, Adam
+from minae.train import History, evaluate, fit
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Adam", "Autoencoder", "Backend", "BackendError", "CheckpointError", "DataError", "Dense",
+    "DownloadError", "History", "MinaeError", "ReLU", "SGD", "Sigmoid", "bce", "bce_loss",
+    "bce_with_logits", "bce_with_logits_loss", "cupy_available", "evaluate", "fit",
+    "get_namespace", "resolve_backend", "sigmoid",
+]

@@ -1,0 +1,145 @@
+"""The array backend: NumPy on the CPU, CuPy on a GPU, chosen in one place.
+
+What it teaches: the same layer code runs on a CPU or a GPU because NumPy and
+CuPy (and any Array-API namespace) share one interface. Library code never
+reads a global flag; it asks the arrays it was given which module they belong
+to (``get_namespace``), exactly as CuPy's own guide recommends with
+``cupy.get_array_module``. The user picks the device once, by name, when a
+model is made: ``Autoencoder(..., backend="cupy")``.
+
+CuPy is imported only when asked for, so minae installs and runs without it.
+Parameters are always drawn on the host with ``numpy.random.default_rng`` and
+then moved (``Backend.asarray``), so a CPU run and a GPU run start from the
+very same weights.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from minae.errors import BackendError
+
+log = logging.getLogger("minae")
+
+BACKENDS = ("auto", "numpy", "cupy")
+DTYPES = ("float32", "float64")
+
+CUPY_INSTALL_HINT = (
+    "install the CuPy wheel that matches your CUDA toolkit, e.g. "
+    "`pip install cupy-cuda13x` for CUDA 13 or `pip install cupy-cuda12x` for "
+    "CUDA 12 (`nvidia-smi` shows the CUDA version), or use backend='numpy'"
+)
+
+
+@dataclass(frozen=True)
+class Backend:
+    """An array module plus the device arrays are placed on.
+
+    name:   "numpy", "cupy", or a label for another Array-API namespace
+            (the tests use array-api-strict on a non-default device).
+    xp:     the array module.
+    device: passed to ``xp.asarray(..., device=...)``; None = the default.
+    reason: why this backend was chosen (filled in by ``backend="auto"``).
+    """
+
+    name: str
+    xp: Any
+    device: Any = None
+    reason: str = ""
+
+    def dtype(self, name: str):
+        """The backend's dtype object for "float32" or "float64"."""
+        if name not in DTYPES:
+            raise ValueError(f"dtype must be one of {DTYPES}, got {name!r}")
+        return getattr(self.xp, name)
+
+    def asarray(self, a, dtype: str | None = None):
+        """Copy a host (NumPy) array onto this backend's device."""
+        kwargs = {} if dtype is None else {"dtype": self.dtype(dtype)}
+        if self.device is not None:
+            kwargs["device"] = self.device
+        return self.xp.asarray(a, **kwargs)
+
+    def to_host(self, a) -> np.ndarray:
+        """Copy an array back to a NumPy array (on a GPU this synchronises)."""
+        if self.name == "numpy":
+            return np.asarray(a)
+        if self.name == "cupy":
+            return a.get()
+        # A generic Array-API namespace: move to its default (CPU) device first.
+        cpu = self.xp.__array_namespace_info__().default_device()
+        return np.asarray(a.to_device(cpu))
+
+    def synchronize(self) -> None:
+        """Wait for queued GPU work (a no-op on the CPU); needed for timing."""
+        if self.name == "cupy":
+            self.xp.cuda.get_current_stream().synchronize()
+
+
+def get_namespace(*arrays):
+    """The array module the given arrays belong to (NumPy if none say).
+
+    NumPy 2, CuPy and Array-API libraries all answer ``__array_namespace__``;
+    NumPy arrays are matched first because that is the common case.
+    """
+    for a in arrays:
+        if isinstance(a, np.ndarray):
+            return np
+        namespace = getattr(a, "__array_namespace__", None)
+        if namespace is not None:
+            return namespace()
+    return np
+
+
+def _usable_cupy():
+    """Return (cupy module or None, a sentence saying why)."""
+    try:
+        import cupy
+    except ImportError as exc:
+        return None, f"CuPy is not installed ({exc})"
+    try:
+        count = cupy.cuda.runtime.getDeviceCount()
+        if count < 1:
+            return None, "CuPy is installed but sees no CUDA device"
+        # Launch one tiny kernel: this is where a driver/toolkit mismatch shows.
+        float(cupy.arange(3, dtype=cupy.float32).sum())
+        props = cupy.cuda.runtime.getDeviceProperties(0)
+        gpu = props["name"].decode() if isinstance(props["name"], bytes) else props["name"]
+    except Exception as exc:  # CuPy raises several CUDA error types here
+        return None, f"CuPy {cupy.__version__} is installed but cannot use a CUDA device ({exc})"
+    return cupy, f"CuPy {cupy.__version__} on {gpu}"
+
+
+def cupy_available() -> bool:
+    """True when CuPy is installed and a CUDA device runs a kernel."""
+    return _usable_cupy()[0] is not None
+
+
+def resolve_backend(backend: str | Backend = "numpy") -> Backend:
+    """Turn "numpy", "cupy" or "auto" (or a ready Backend) into a Backend.
+
+    "auto" takes CuPy when a CUDA device is usable and NumPy otherwise, and
+    logs which it took and why. "cupy" where CuPy cannot run raises
+    BackendError saying how to fix it.
+    """
+    if isinstance(backend, Backend):
+        return backend
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}; choose one of {BACKENDS}")
+    if backend == "numpy":
+        return Backend("numpy", np, reason="asked for numpy")
+    cupy, why = _usable_cupy()
+    if backend == "cupy":
+        if cupy is None:
+            raise BackendError(f"backend='cupy' cannot run: {why}. To fix: {CUPY_INSTALL_HINT}.")
+        return Backend("cupy", cupy, reason=why)
+    if cupy is None:
+        chosen = Backend("numpy", np, reason=f"auto -> numpy: {why}")
+    else:
+        chosen = Backend("cupy", cupy, reason=f"auto -> cupy: {why}")
+    log.info("minae backend %s", chosen.reason)
+    return chosen

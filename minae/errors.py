@@ -1,0 +1,26 @@
+"""The exceptions minae raises, so callers can catch minae's own errors.
+
+Every error about a bad value is also a ``ValueError`` (and every error about
+an unusable GPU a ``RuntimeError``), so code that already catches the standard
+exceptions keeps working.
+"""
+
+
+class MinaeError(Exception):
+    """Base class of every error minae raises on purpose."""
+
+
+class BackendError(MinaeError, RuntimeError):
+    """The requested array backend cannot run here (e.g. CuPy without a GPU)."""
+
+
+class CheckpointError(MinaeError, ValueError):
+    """A file is not a minae checkpoint, or is damaged."""
+
+
+class DataError(MinaeError, ValueError):
+    """A dataset file is missing, corrupt or inconsistent."""
+
+
+class DownloadError(MinaeError, RuntimeError):
+    """Every mirror of a dataset failed to deliver a verified file."""

@@ -1,0 +1,177 @@
+"""Layers with a hand-written forward and backward pass: Dense, ReLU, Sigmoid.
+
+What it teaches: backpropagation is the chain rule applied one layer at a
+time. Each ``forward`` keeps only what its ``backward`` needs; each
+``backward(dout)`` receives dL/d(output) and returns dL/d(input), storing the
+parameter gradients beside the parameters under the same names (W -> dW).
+
+Dimension letters used in every docstring of minae:
+    N  batch size (rows of a mini-batch)
+    D  input features (784 for a flattened 28x28 image)
+    H  width of a hidden layer; D_in / D_out for a generic layer
+    Z  width of the code (the narrowest hidden layer)
+
+Gradients are *assigned*, not accumulated: every parameter is used exactly
+once per forward pass (no weight sharing), so there is nothing to sum and no
+"zero_grad" to forget.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from minae.backend import get_namespace, resolve_backend
+
+# ---------------------------------------------------------------------------
+# Weight initialisers. Each draws a host (NumPy, float64) array of shape
+# (fan_in, fan_out) from a numpy Generator; the layer then moves it.
+# ---------------------------------------------------------------------------
+
+def _truncated_normal(rng, std, shape):
+    """Normal(0, std) redrawn beyond 2 std, as Keras' truncated_normal."""
+    out = rng.normal(0.0, std, size=shape)
+    bad = np.abs(out) > 2 * std
+    while bad.any():
+        out[bad] = rng.normal(0.0, std, size=int(bad.sum()))
+        bad = np.abs(out) > 2 * std
+    return out
+
+
+# Keras scales the truncated normal's std by this factor so that the
+# *truncated* distribution has the intended variance.
+_TRUNC_STD_CORRECTION = 0.87962566103423978
+
+
+def glorot_uniform(rng, fan_in, fan_out):
+    """U(-l, l) with l = sqrt(6 / (fan_in + fan_out)): Keras' default."""
+    limit = math.sqrt(6.0 / (fan_in + fan_out))
+    return rng.uniform(-limit, limit, size=(fan_in, fan_out))
+
+
+def glorot_normal(rng, fan_in, fan_out):
+    """Truncated normal with variance 2 / (fan_in + fan_out), as Keras."""
+    std = math.sqrt(2.0 / (fan_in + fan_out)) / _TRUNC_STD_CORRECTION
+    return _truncated_normal(rng, std, (fan_in, fan_out))
+
+
+def he_uniform(rng, fan_in, fan_out):
+    """U(-l, l) with l = sqrt(6 / fan_in): keeps ReLU activations' scale."""
+    limit = math.sqrt(6.0 / fan_in)
+    return rng.uniform(-limit, limit, size=(fan_in, fan_out))
+
+
+def he_normal(rng, fan_in, fan_out):
+    """Truncated normal with variance 2 / fan_in, as Keras."""
+    std = math.sqrt(2.0 / fan_in) / _TRUNC_STD_CORRECTION
+    return _truncated_normal(rng, std, (fan_in, fan_out))
+
+
+INITIALISERS = {
+    "glorot_uniform": glorot_uniform,
+    "glorot_normal": glorot_normal,
+    "he_uniform": he_uniform,
+    "he_normal": he_normal,
+}
+
+
+def init_weights(init, rng, fan_in, fan_out):
+    """Draw a (fan_in, fan_out) float64 host array with the named initialiser."""
+    if init not in INITIALISERS:
+        raise ValueError(f"unknown initialiser {init!r}; choose one of {sorted(INITIALISERS)}")
+    return INITIALISERS[init](rng, fan_in, fan_out)
+
+
+def _need_forward(layer, cached):
+    if cached is None:
+        raise RuntimeError(f"{type(layer).__name__}.backward called before forward: "
+                           "run forward on a batch first")
+
+
+# ---------------------------------------------------------------------------
+# Layers
+# ---------------------------------------------------------------------------
+
+class Dense:
+    """Affine layer y = x @ W + b.
+
+    W: (D_in, D_out), so the forward pass needs no transpose.
+    b: (D_out,), zeros at the start (as Keras).
+    """
+
+    def __init__(self, d_in, d_out, *, rng=None, init="glorot_uniform",
+                 backend="numpy", dtype="float32"):
+        rng = np.random.default_rng(0) if rng is None else rng
+        be = resolve_backend(backend)
+        self.W = be.asarray(init_weights(init, rng, d_in, d_out), dtype)  # (D_in, D_out)
+        self.b = be.asarray(np.zeros(d_out), dtype)                        # (D_out,)
+        self.dW = None
+        self.db = None
+        self.x = None
+
+    def forward(self, x):
+        """x: (N, D_in) -> y: (N, D_out). Keeps x for the backward pass."""
+        self.x = x
+        return x @ self.W + self.b
+
+    def backward(self, dout):
+        """dout: (N, D_out) -> dx: (N, D_in); sets dW (D_in, D_out), db (D_out,)."""
+        _need_forward(self, self.x)
+        xp = get_namespace(dout)
+        self.dW = self.x.T @ dout
+        # b is added to every row of the batch, so its gradient sums over rows.
+        self.db = xp.sum(dout, axis=0)
+        return dout @ self.W.T
+
+
+class ReLU:
+    """y = max(x, 0); its derivative is 1 where x > 0 and 0 elsewhere.
+
+    At exactly x = 0 the derivative is taken as 0 (the kink), as in every
+    framework; gradient checks keep inputs away from it.
+    """
+
+    def __init__(self):
+        self.mask = None
+
+    def forward(self, x):
+        """x: (N, H) -> y: (N, H). Keeps the mask x > 0."""
+        xp = get_namespace(x)
+        self.mask = x > 0
+        return xp.maximum(x, 0.0)
+
+    def backward(self, dout):
+        """dout: (N, H) -> dx: (N, H), dout passed where x > 0, else 0."""
+        _need_forward(self, self.mask)
+        xp = get_namespace(dout)
+        return xp.where(self.mask, dout, 0.0)
+
+
+def sigmoid(z):
+    """1 / (1 + exp(-z)) computed so that no finite z overflows.
+
+    exp is only ever applied to -|z| <= 0, so it lies in (0, 1]:
+    z >= 0: 1 / (1 + e)   with e = exp(-z)
+    z <  0: e / (1 + e)   with e = exp(z)    (the same value, rearranged)
+    """
+    xp = get_namespace(z)
+    e = xp.exp(-xp.abs(z))
+    return xp.where(z >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+
+
+class Sigmoid:
+    """y = sigmoid(x); its derivative y * (1 - y) reuses the output."""
+
+    def __init__(self):
+        self.out = None
+
+    def forward(self, x):
+        """x: (N, D) -> y: (N, D) in [0, 1]. Keeps y."""
+        self.out = sigmoid(x)
+        return self.out
+
+    def backward(self, dout):
+        """dout: (N, D) -> dx: (N, D) = dout * y * (1 - y)."""
+        _need_forward(self, self.out)
+        return dout * self.out * (1.0 - self.out)

@@ -1,0 +1,133 @@
+"""Training and evaluation loops: shuffled mini-batches, Adam, a history.
+
+What it teaches: an epoch is one pass over a fresh shuffle of the training
+set in mini-batches; each mini-batch is forward, loss, backward, update.
+
+Two numbers are recorded per epoch, as Keras does:
+    train_bce  the sample-weighted mean of the mini-batch losses seen during
+               the epoch (the weights change while it is measured)
+    val_bce    ``evaluate`` on the validation set after the epoch: the exact
+               mean BCE over every pixel of every validation image.
+Losses are summed on the device and read once per epoch, because reading a
+GPU number forces the CPU to wait for the GPU.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from minae.backend import get_namespace
+from minae.losses import bce_with_logits_loss
+from minae.model import _positive_int
+from minae.optim import Adam
+
+
+@dataclass
+class History:
+    """Per-epoch record of a training run (lists have one entry per epoch)."""
+
+    train_bce: list = field(default_factory=list)
+    val_bce: list = field(default_factory=list)
+    epoch_seconds: list = field(default_factory=list)
+    diverged_epoch: int | None = None   # 1-based epoch whose loss became NaN/inf
+
+    @property
+    def diverged(self):
+        return self.diverged_epoch is not None
+
+    def as_dict(self):
+        return {"train_bce": self.train_bce, "val_bce": self.val_bce,
+                "epoch_seconds": self.epoch_seconds, "diverged_epoch": self.diverged_epoch}
+
+
+def _on_backend(model, x, name):
+    """Place a dataset on the model's device once; check it once."""
+    if isinstance(x, np.ndarray) and model.backend.name != "numpy":
+        x = model.backend.asarray(x)
+    if x.dtype != model.backend.dtype(model.dtype):
+        xp = get_namespace(x)
+        x = xp.astype(x, model.backend.dtype(model.dtype))
+    model.check_input(x, name)
+    return x
+
+
+def batch_slices(n, batch_size):
+    """(start, stop) of consecutive batches over n rows; the last may be short."""
+    return [(i, min(i + batch_size, n)) for i in range(0, n, batch_size)]
+
+
+def evaluate(model, x, *, batch_size=1024, check=True):
+    """Exact mean BCE of the model's reconstructions of x: (N, D) -> float.
+
+    Batches only bound memory: each batch's mean is weighted by its row
+    count, so the result equals the BCE over the whole set at once.
+    """
+    if check:
+        x = _on_backend(model, x, "x")
+    n = x.shape[0]
+    total = 0.0
+    for start, stop in batch_slices(n, _positive_int(batch_size, "batch_size")):
+        xb = x[start:stop]
+        total = total + bce_with_logits_loss(model.forward(xb), xb, check=False) * (stop - start)
+    return float(total) / n   # float() reads the device: one sync per evaluation
+
+
+def _show_progress(progress):
+    if progress is None:   # auto: only when a person is watching a terminal
+        return sys.stderr.isatty()
+    return bool(progress)
+
+
+def fit(model, x_train, x_val=None, *, epochs=100, batch_size=256, optimizer=None, seed=0,
+        progress=None, desc="train", on_epoch_end=None, eval_batch_size=1024):
+    """Train ``model`` on x_train (N, D) and return a History.
+
+    optimizer:    any object with ``step(params, grads)``; default Adam().
+    seed:         seeds the per-epoch shuffles (numpy Generator on the host).
+    progress:     True/False, or None = a tqdm bar only on a terminal.
+    on_epoch_end: called as on_epoch_end(epoch, history) after each epoch.
+    A loss that becomes NaN or infinite stops training: history.diverged_epoch
+    says when, and the model keeps the weights it had then.
+    """
+    epochs = _positive_int(epochs, "epochs")
+    batch_size = _positive_int(batch_size, "batch_size")
+    x_train = _on_backend(model, x_train, "x_train")
+    if x_val is not None:
+        x_val = _on_backend(model, x_val, "x_val")
+    optimizer = Adam() if optimizer is None else optimizer
+    xp = get_namespace(x_train)
+    n = x_train.shape[0]
+    rng = np.random.default_rng(seed)
+    history = History()
+    bar = tqdm(range(1, epochs + 1), desc=desc, unit="epoch", leave=False,
+               disable=not _show_progress(progress), dynamic_ncols=True)
+    for epoch in bar:
+        start_time = time.perf_counter()
+        order = model.backend.asarray(rng.permutation(n))   # a new shuffle every epoch
+        total = 0.0
+        for start, stop in batch_slices(n, batch_size):
+            xb = xp.take(x_train, order[start:stop], axis=0)   # (N_b, D)
+            loss, grads = model.loss(xb, check=False)
+            optimizer.step(model.params, grads)
+            total = total + loss * (stop - start)
+        train_bce = float(total) / n   # the one read of the device per epoch
+        val_bce = evaluate(model, x_val, batch_size=eval_batch_size, check=False) \
+            if x_val is not None else math.nan
+        model.backend.synchronize()
+        history.epoch_seconds.append(time.perf_counter() - start_time)
+        history.train_bce.append(train_bce)
+        history.val_bce.append(val_bce)
+        bar.set_postfix(train=f"{train_bce:.4f}", val=f"{val_bce:.4f}")
+        if on_epoch_end is not None:
+            on_epoch_end(epoch, history)
+        if not math.isfinite(train_bce) or (x_val is not None and not math.isfinite(val_bce)):
+            history.diverged_epoch = epoch
+            break
+    bar.close()
+    return history

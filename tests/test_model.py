@@ -1,0 +1,143 @@
+"""The Autoencoder: end-to-end gradient check, contract, save/load, parity."""
+
+import json
+
+import numpy as np
+import pytest
+
+from minae import Autoencoder, CheckpointError
+from minae.gradcheck import check_model
+from minae.optim import Adam
+
+
+def _small_model(seed=3):
+    return Autoencoder(8, [6, 3, 5], seed=seed, dtype="float64")
+
+
+def test_every_parameter_gradient_matches_finite_differences(rng):
+    model = _small_model()
+    for layer in model.dense:   # nonzero biases so every db is exercised
+        layer.b += 0.1 * rng.standard_normal(layer.b.shape)
+    x = rng.uniform(size=(5, 8))
+    errors = check_model(model, x)
+    assert len(errors) == len(model.params) == 8
+    assert max(errors) < 1e-6, errors
+
+
+def test_params_and_grads_follow_the_layer_order(rng):
+    model = Autoencoder(10, [4, 2, 4], dtype="float64")
+    shapes = [(10, 4), (4,), (4, 2), (2,), (2, 4), (4,), (4, 10), (10,)]
+    assert [p.shape for p in model.params] == shapes
+    loss, grads = model.loss(rng.uniform(size=(3, 10)))
+    assert loss.shape == () and [g.shape for g in grads] == shapes
+    assert all(p is layer_p for p, layer_p in zip(model.params, [model.dense[0].W, model.dense[0].b,
+                                                                  model.dense[1].W, model.dense[1].b,
+                                                                  model.dense[2].W, model.dense[2].b,
+                                                                  model.dense[3].W, model.dense[3].b]))
+
+
+def test_predict_is_in_unit_interval_and_encode_has_layer_widths(rng):
+    model = Autoencoder(12, [7, 3, 7])
+    x = rng.uniform(size=(4, 12)).astype(np.float32)
+    out = model.predict(x)
+    assert out.shape == (4, 12) and out.dtype == np.float32
+    assert out.min() >= 0 and out.max() <= 1
+    assert [model.encode(x, layer=k).shape[1] for k in (1, 2, 3)] == [7, 3, 7]
+    assert (model.encode(x, layer=1) >= 0).all()
+    assert model.code_layer == 2
+    with pytest.raises(ValueError, match="from 1 to 3"):
+        model.encode(x, layer=4)
+
+
+def test_same_seed_gives_bitwise_identical_training(rng):
+    x = rng.uniform(size=(32, 20)).astype(np.float32)
+
+    def train():
+        model, opt = Autoencoder(20, [8, 4, 8], seed=7), Adam(0.01)
+        for _ in range(5):
+            _, grads = model.loss(x)
+            opt.step(model.params, grads)
+        return model.params
+
+    for a, b in zip(train(), train()):
+        assert a.tobytes() == b.tobytes()
+    w1, w2 = Autoencoder(20, [8], seed=1).params[0], Autoencoder(20, [8], seed=2).params[0]
+    assert w1.tobytes() != w2.tobytes()
+
+
+@pytest.mark.parametrize("hidden, match", [
+    ([0, 4], "positive integer"), ([3.5], "positive integer"), ([-2], "positive integer"),
+    ([], "at least one"), ("32,16", "list of layer widths"), ([True], "positive integer"),
+])
+def test_bad_hidden_sizes_are_rejected(hidden, match):
+    with pytest.raises(ValueError, match=match):
+        Autoencoder(10, hidden)
+
+
+def test_bad_constructor_arguments_are_rejected():
+    with pytest.raises(ValueError, match="input_dim"):
+        Autoencoder(0, [3])
+    with pytest.raises(ValueError, match="dtype"):
+        Autoencoder(5, [3], dtype="float16")
+    with pytest.raises(ValueError, match="unknown backend 'tpu'"):
+        Autoencoder(5, [3], backend="tpu")
+    with pytest.raises(ValueError, match="unknown initialiser"):
+        Autoencoder(5, [3], init="orthogonal")
+
+
+@pytest.mark.parametrize("x, match", [
+    (np.zeros((2, 7)), r"shape \(N, 6\)"), (np.zeros(6), r"shape \(N, 6\)"),
+    (np.full((2, 6), np.nan), "NaN"), (np.full((2, 6), 255.0), r"\[0, 1\].*255"),
+])
+def test_bad_inputs_are_rejected(x, match):
+    model = Autoencoder(6, [3])
+    with pytest.raises(ValueError, match=match):
+        model.loss(x)
+
+
+def test_save_and_load_round_trip(tmp_path, rng):
+    model = Autoencoder(9, [5, 2, 5], seed=4)
+    Adam(0.1).step(model.params, [rng.standard_normal(p.shape).astype(np.float32) for p in model.params])
+    path = model.save(tmp_path / "sub" / "m.npz", extra={"lr": 0.1})
+    loaded = Autoencoder.load(path)
+    assert loaded.hidden == [5, 2, 5] and loaded.dtype == "float32" and loaded.extra == {"lr": 0.1}
+    for a, b in zip(model.params, loaded.params):
+        assert a.dtype == b.dtype and a.tobytes() == b.tobytes()
+    assert not list(tmp_path.glob("sub/*.tmp"))
+
+
+def test_loading_something_else_is_a_clear_error(tmp_path):
+    (tmp_path / "text.npz").write_text("hello")
+    with pytest.raises(CheckpointError, match="not a minae checkpoint"):
+        Autoencoder.load(tmp_path / "text.npz")
+    np.savez(tmp_path / "plain.npz", W1=np.zeros((2, 2)))
+    with pytest.raises(CheckpointError, match="no minae_meta"):
+        Autoencoder.load(tmp_path / "plain.npz")
+    np.save(tmp_path / "array.npy", np.zeros(3))
+    with pytest.raises(CheckpointError, match="not a minae checkpoint"):
+        Autoencoder.load(tmp_path / "array.npy")
+    meta = {"format": "minae-autoencoder", "version": 1, "input_dim": 4, "hidden": [2],
+            "dtype": "float32", "seed": 0, "init": "glorot_uniform"}
+    np.savez(tmp_path / "short.npz", minae_meta=np.array(json.dumps(meta)), W1=np.zeros((4, 2)))
+    with pytest.raises(CheckpointError, match="b1 is missing"):
+        Autoencoder.load(tmp_path / "short.npz")
+    with pytest.raises(FileNotFoundError):
+        Autoencoder.load(tmp_path / "nothing.npz")
+
+
+def test_training_step_runs_on_every_backend_and_matches_numpy_in_float64(backend, rng):
+    """NumPy-vs-backend parity: one forward, backward and Adam step in float64."""
+    x = rng.uniform(size=(16, 30))
+    ref = Autoencoder(30, [12, 4, 12], seed=5, dtype="float64")
+    other = Autoencoder(30, [12, 4, 12], seed=5, dtype="float64", backend=backend)
+    for a, b in zip(ref.params, other.params):   # identical initial weights everywhere
+        assert np.array_equal(a, backend.to_host(b))
+    loss_ref, grads_ref = ref.loss(x)
+    loss_other, grads_other = other.loss(backend.asarray(x))
+    assert float(loss_other) == pytest.approx(float(loss_ref), rel=1e-12)
+    for g_ref, g in zip(grads_ref, grads_other):
+        np.testing.assert_allclose(backend.to_host(g), g_ref, rtol=1e-10, atol=1e-14)
+    Adam(0.01).step(ref.params, grads_ref)
+    Adam(0.01).step(other.params, grads_other)
+    for a, b in zip(ref.params, other.params):
+        np.testing.assert_allclose(backend.to_host(b), a, rtol=1e-10, atol=1e-14)

@@ -1,0 +1,94 @@
+"""fit and evaluate: exact set-level BCE, histories, divergence, determinism."""
+
+import math
+
+import numpy as np
+import pytest
+
+from minae import Autoencoder, evaluate, fit
+from minae.losses import bce_with_logits_loss
+from minae.optim import Adam
+
+
+def _data(rng, n=70, d=12):
+    return rng.uniform(size=(n, d)).astype(np.float32)
+
+
+def test_evaluate_weights_the_short_last_batch_exactly(rng):
+    model = Autoencoder(12, [5], dtype="float64")
+    x = rng.uniform(size=(70, 12))
+    whole = float(bce_with_logits_loss(model.forward(x), x))
+    assert evaluate(model, x, batch_size=32) == pytest.approx(whole, rel=1e-14)   # 32 + 32 + 6
+    naive = np.mean([float(bce_with_logits_loss(model.forward(x[i:i + 32]), x[i:i + 32]))
+                     for i in range(0, 70, 32)])
+    assert abs(naive - whole) > 1e-6   # the unweighted mean of batch means would be wrong
+
+
+def test_fit_records_history_and_learns(rng):
+    x, xv = _data(rng), _data(rng, 30)
+    model = Autoencoder(12, [8, 4, 8], seed=1)
+    before = evaluate(model, xv)
+    hist = fit(model, x, xv, epochs=30, batch_size=16, optimizer=Adam(0.01), progress=False)
+    assert len(hist.train_bce) == len(hist.val_bce) == len(hist.epoch_seconds) == 30
+    assert not hist.diverged
+    assert hist.val_bce[-1] == pytest.approx(evaluate(model, xv), rel=1e-6)
+    assert hist.val_bce[-1] < before and hist.train_bce[-1] < hist.train_bce[0]
+
+
+def test_train_bce_is_the_sample_weighted_mean_of_batch_losses(rng):
+    """Replay fit's first epoch by hand with the same shuffle and optimizer."""
+    x = _data(rng, 37)
+    model, replay = Autoencoder(12, [6], seed=3), Autoencoder(12, [6], seed=3)
+    hist = fit(model, x, epochs=1, batch_size=10, seed=9, progress=False)
+    order = np.random.default_rng(9).permutation(37)
+    opt, total = Adam(), 0.0
+    for start in range(0, 37, 10):
+        xb = x[order[start:start + 10]]
+        loss, grads = replay.loss(xb)
+        opt.step(replay.params, grads)
+        total += float(loss) * len(xb)
+    assert hist.train_bce[0] == pytest.approx(total / 37, rel=1e-6)
+    for a, b in zip(model.params, replay.params):
+        assert a.tobytes() == b.tobytes()
+
+
+def test_fit_is_bitwise_reproducible_with_the_same_seed(rng):
+    x = _data(rng)
+    runs = []
+    for _ in range(2):
+        model = Autoencoder(12, [6, 3, 6], seed=4)
+        fit(model, x, epochs=3, batch_size=16, seed=5, progress=False)
+        runs.append(b"".join(p.tobytes() for p in model.params))
+    assert runs[0] == runs[1]
+
+
+def test_divergence_stops_training_and_says_when(rng):
+    x = _data(rng)
+    model = Autoencoder(12, [6], seed=0)
+    calls = []
+
+    class Exploding(Adam):
+        def step(self, params, grads):
+            super().step(params, grads)
+            if self.t == 6:   # poison the weights during epoch 2 (5 batches per epoch)
+                params[0][...] = np.nan
+
+    hist = fit(model, x, x, epochs=10, batch_size=16, optimizer=Exploding(0.01), progress=False,
+               on_epoch_end=lambda epoch, h: calls.append(epoch))
+    assert hist.diverged_epoch == 2 and calls == [1, 2]
+    assert math.isfinite(hist.train_bce[0]) and not math.isfinite(hist.train_bce[1])
+
+
+@pytest.mark.parametrize("kwargs, match", [({"epochs": 0}, "epochs"), ({"batch_size": 2.5}, "batch_size")])
+def test_bad_fit_settings_are_rejected(kwargs, match, rng):
+    with pytest.raises(ValueError, match=match):
+        fit(Autoencoder(12, [3]), _data(rng), progress=False, **kwargs)
+
+
+def test_fit_checks_the_data_once_up_front(rng):
+    x = _data(rng)
+    x[3, 2] = 2.0
+    with pytest.raises(ValueError, match=r"x_train must lie in \[0, 1\]"):
+        fit(Autoencoder(12, [3]), x, progress=False)
+    with pytest.raises(ValueError, match=r"x_val must have shape \(N, 12\)"):
+        fit(Autoencoder(12, [3]), _data(rng), np.zeros((3, 5)), progress=False)
