@@ -23,13 +23,12 @@ from __future__ import annotations
 
 import json
 import numbers
-import os
-import tempfile
 import zipfile
 from pathlib import Path
 
 import numpy as np
 
+from minae._io import atomic_open
 from minae.backend import resolve_backend
 from minae.errors import CheckpointError
 from minae.layers import Dense, ReLU, sigmoid
@@ -185,15 +184,8 @@ class Autoencoder:
         for i, layer in enumerate(self.dense, start=1):
             arrays[f"W{i}"] = self.backend.to_host(layer.W)
             arrays[f"b{i}"] = self.backend.to_host(layer.b)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.savez(f, **arrays)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_open(path) as f:
+            np.savez(f, **arrays)
         return path
 
     @staticmethod

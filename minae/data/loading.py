@@ -1,0 +1,278 @@
+"""Finding, checking and preparing a dataset for the autoencoder.
+
+``load(name)`` looks for the four IDX files in this order and records which
+source it used:
+
+    1. data_dir (``--data-dir``): the files in <dir>/<name>/ or directly in <dir>
+    2. the MINAE_DATA environment variable, same layout
+    3. the user cache, $XDG_CACHE_HOME/minae/<name> (default ~/.cache/minae)
+    4. system copies, /usr/share/datasets/<name> (Debian's dataset-fashion-mnist)
+    5. a download into the cache (every mirror, checksums verified)
+    6. the bundled sample (5,000 + 1,000 real images) with a loud warning,
+       unless require_full=True, which makes its absence an error instead.
+
+Files that are not byte-identical to the canonical downloads (a partial copy,
+a recompressed .gz) are checked structurally and used, and the Dataset says
+so. Broken files raise DataError rather than being skipped silently; only a
+broken file in the cache (which minae owns) is deleted and fetched again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from minae.data.fetching import download, file_digests
+from minae.data.idx import parse_idx, read_bytes
+from minae.data.registry import DATASETS, FILENAMES, ROLES, SIDE, get_info
+from minae.errors import DataError, DownloadError
+
+SYSTEM_ROOTS = (Path("/usr/share/datasets"),)
+SAMPLE_ROOT = Path(__file__).parent / "sample"
+SAMPLE = "bundled-sample"
+
+
+class SampleDataWarning(UserWarning):
+    """Training data fell back to the small bundled sample."""
+
+
+def cache_root() -> Path:
+    """$XDG_CACHE_HOME/minae, or ~/.cache/minae."""
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "minae"
+
+
+@dataclass
+class Dataset:
+    """A dataset ready for training: flattened float32 pixels in [0, 1].
+
+    x_train: (N_train, 784) float32, y_train: (N_train,) uint8 labels
+    x_val:   (N_val, 784) float32,   y_val:   (N_val,) uint8 labels
+    source:   where the files came from: "data-dir", "MINAE_DATA", "cache",
+              "system", "download" or "bundled-sample"
+    location: the folder they were read from
+    canonical: True when every file matched the pinned .gz checksums
+    notes:    sentences a report should carry (subsets, non-canonical files)
+    """
+
+    name: str
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    source: str
+    location: str
+    canonical: bool
+    split: str
+    notes: list = field(default_factory=list)
+
+    @property
+    def classes(self):
+        return get_info(self.name).classes
+
+    def describe(self):
+        kind = "canonical files" if self.canonical else "non-canonical files, checked structurally"
+        text = (f"{self.name}: {len(self.x_train)} train / {len(self.x_val)} val images ({self.split}); "
+                f"source {self.source} at {self.location} ({kind})")
+        return text + "".join(f"; {n}" for n in self.notes)
+
+
+# ---------------------------------------------------------------------------
+# Finding and reading the four files
+# ---------------------------------------------------------------------------
+
+def _file_in(directory, filename):
+    """The .gz file, or its uncompressed twin, in directory (or None)."""
+    for candidate in (directory / filename, directory / filename[:-3]):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def find_files(directory, name):
+    """{role: path} if <directory>/<name>/ or <directory> holds all four files."""
+    directory = Path(directory)
+    for folder in (directory / name, directory):
+        paths = {role: _file_in(folder, FILENAMES[role]) for role in ROLES}
+        if all(paths.values()):
+            return paths
+    return None
+
+
+def read_files(paths, name):
+    """Read and check the four files; returns (arrays by role, canonical flag, notes)."""
+    info = get_info(name)
+    arrays, canonical, notes = {}, True, []
+    for role in ROLES:
+        path = paths[role]
+        data = read_bytes(path)
+        arr = parse_idx(data, str(path))
+        want_ndim = 3 if role.endswith("images") else 1
+        bad_side = want_ndim == 3 and arr.shape[1:] != (SIDE, SIDE)
+        if arr.dtype != np.uint8 or arr.ndim != want_ndim or bad_side:
+            raise DataError(f"{path}: expected uint8 {'images of 28x28' if want_ndim == 3 else 'labels'}, "
+                            f"got {arr.dtype} of shape {arr.shape}; is this the right file?")
+        if role == "test_images":
+            _check_identity(hashlib.sha256(data).hexdigest(), name, path)
+        arrays[role] = arr
+        if path.suffix != ".gz" or file_digests(path)[0] != info.files[role].sha256:
+            canonical = False
+    for split in ("train", "test"):
+        images, labels = arrays[f"{split}_images"], arrays[f"{split}_labels"]
+        if len(images) != len(labels):
+            raise DataError(f"{paths[f'{split}_images']} holds {len(images)} images but "
+                            f"{paths[f'{split}_labels']} holds {len(labels)} labels; the pair must match")
+        if labels.size and labels.max() >= len(info.classes):
+            raise DataError(f"{paths[f'{split}_labels']}: label {labels.max()} is out of range "
+                            f"0..{len(info.classes) - 1}")
+    if not canonical:
+        notes.append(f"files are not byte-identical to the canonical {name} downloads "
+                     f"({len(arrays['train_images'])} train / {len(arrays['test_images'])} test images)")
+    return arrays, canonical, notes
+
+
+def _check_identity(payload_sha, name, path):
+    """Refuse one dataset's files under another dataset's name."""
+    for other, info in DATASETS.items():
+        if other != name and info.test_payload_sha256 == payload_sha:
+            raise DataError(f"{path} holds the {other} test images, not {name}'s; "
+                            f"put each dataset in its own folder <dir>/<name>/")
+
+
+def _candidates(name, data_dir):
+    """(source kind, folder) in the order they are searched, before download."""
+    found = []
+    if data_dir is not None:
+        found.append(("data-dir", Path(data_dir)))
+    if os.environ.get("MINAE_DATA"):
+        found.append(("MINAE_DATA", Path(os.environ["MINAE_DATA"])))
+    found.append(("cache", cache_root()))
+    found.extend(("system", root) for root in SYSTEM_ROOTS)
+    return found
+
+
+def _read_cache(paths, name):
+    """Read cached files; a broken cache file is deleted so it cannot poison later runs."""
+    try:
+        return read_files(paths, name)
+    except DataError as exc:
+        for p in paths.values():
+            p.unlink(missing_ok=True)
+        warnings.warn(f"deleted a broken cached copy of {name} ({exc}); fetching it again", stacklevel=3)
+        return None
+
+
+def locate(name, data_dir=None, *, allow_download=True, mirrors=None, timeout=30.0, progress=None,
+           require_full=False):
+    """Find the files of ``name``: returns (source, folder, arrays, canonical, notes)."""
+    get_info(name)
+    tried = []
+    for source, root in _candidates(name, data_dir):
+        paths = find_files(root, name)
+        if paths is None:
+            tried.append(f"{source}: {root} (no files)")
+            continue
+        if source == "cache":
+            result = _read_cache(paths, name)
+            if result is None:
+                continue
+        else:
+            result = read_files(paths, name)
+        return (source, str(paths["train_images"].parent), *result)
+    if allow_download:
+        target = cache_root() / name
+        try:
+            download(name, target, mirrors=mirrors, timeout=timeout, progress=progress)
+            paths = find_files(target, name)
+            return ("download", str(target), *read_files(paths, name))
+        except DownloadError as exc:
+            tried.append(f"download: {exc}")
+    if require_full:
+        raise DataError(f"could not find the full {name} dataset and the bundled-sample fallback is "
+                        "switched off (require_full / --require-full). Looked in:\n  " + "\n  ".join(tried))
+    paths = find_files(SAMPLE_ROOT, name)
+    if paths is None:
+        raise DataError(f"could not find {name} anywhere and there is no bundled sample for it. "
+                        "Looked in:\n  " + "\n  ".join(tried))
+    warnings.warn(
+        f"\n{'!' * 72}\nminae: the full {name} dataset was not found; using the BUNDLED SAMPLE "
+        f"(a few thousand real images).\nResults are NOT comparable with the full experiment. "
+        f"Looked in:\n  " + "\n  ".join(tried) + f"\n{'!' * 72}", SampleDataWarning, stacklevel=2)
+    arrays, _, _ = read_files(paths, name)
+    return (SAMPLE, str(paths["train_images"].parent), arrays, False,
+            ["BUNDLED SAMPLE: a small real subset, not the full dataset"])
+
+
+# ---------------------------------------------------------------------------
+# Preparing: flatten, scale, split
+# ---------------------------------------------------------------------------
+
+def flatten(images):
+    """(N, 28, 28) uint8 -> (N, 784) float32 in [0, 1], as the original (x / 255)."""
+    return images.reshape(len(images), -1).astype(np.float32) / np.float32(255)
+
+
+def _subset(n, limit, rng):
+    """Sorted indices of a seeded random subset of size min(limit, n)."""
+    if limit is None or limit >= n:
+        return np.arange(n)
+    return np.sort(rng.choice(n, size=limit, replace=False))
+
+
+def _check_limit(value, what):
+    if value is not None and (isinstance(value, bool) or not isinstance(value, (int, np.integer))
+                              or value < 1):
+        raise ValueError(f"{what} must be a positive integer, got {value!r}")
+
+
+def load(name, data_dir=None, *, val_fraction=None, limit_train=None, limit_val=None, seed=0,
+         require_full=False, allow_download=True, mirrors=None, timeout=30.0, progress=None):
+    """Load dataset ``name`` ("mnist", "fashion-mnist", "kmnist") as a Dataset.
+
+    Validation is the official test split unless ``val_fraction`` (0 < f < 1)
+    carves a seeded validation subset out of the training split instead.
+    ``limit_train`` / ``limit_val`` keep seeded random subsets for quick runs.
+    """
+    get_info(name)
+    _check_limit(limit_train, "limit_train")
+    _check_limit(limit_val, "limit_val")
+    if val_fraction is not None and not (0.0 < val_fraction < 1.0):
+        raise ValueError(f"val_fraction must be between 0 and 1 (exclusive), got {val_fraction!r}")
+    source, location, arrays, canonical, notes = locate(
+        name, data_dir, allow_download=allow_download, mirrors=mirrors, timeout=timeout,
+        progress=progress, require_full=require_full)
+    images, labels = arrays["train_images"], arrays["train_labels"]
+    if val_fraction is None:
+        tr_x, tr_y = images, labels
+        va_x, va_y = arrays["test_images"], arrays["test_labels"]
+        split = "validation = the official test split"
+    else:
+        order = np.random.default_rng([seed, 1]).permutation(len(images))
+        n_val = max(1, round(val_fraction * len(images)))
+        va_idx, tr_idx = np.sort(order[:n_val]), np.sort(order[n_val:])
+        tr_x, tr_y, va_x, va_y = images[tr_idx], labels[tr_idx], images[va_idx], labels[va_idx]
+        split = f"validation = a seeded {val_fraction:g} of the training split"
+    tr = _subset(len(tr_x), limit_train, np.random.default_rng([seed, 2]))
+    va = _subset(len(va_x), limit_val, np.random.default_rng([seed, 3]))
+    if len(tr) < len(tr_x) or len(va) < len(va_x):
+        notes = [*notes, f"seeded subsets: {len(tr)} of {len(tr_x)} train, {len(va)} of {len(va_x)} val"]
+    return Dataset(name, flatten(tr_x[tr]), tr_y[tr].copy(), flatten(va_x[va]), va_y[va].copy(),
+                   source, location, canonical, split, notes)
+
+
+def where(name, data_dir=None):
+    """Say where ``load(name)`` would read from, without downloading anything."""
+    get_info(name)
+    for source, root in _candidates(name, data_dir):
+        paths = find_files(root, name)
+        if paths is not None:
+            return f"{name}: {source} at {paths['train_images'].parent}"
+    if find_files(SAMPLE_ROOT, name):
+        return (f"{name}: not on disk; load() would download it into {cache_root() / name}, "
+                "or fall back to the bundled sample when offline")
+    return f"{name}: not on disk; load() would download it into {cache_root() / name}"
