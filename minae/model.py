@@ -38,7 +38,7 @@ CHECKPOINT_FORMAT = "minae-autoencoder"
 CHECKPOINT_VERSION = 1
 
 
-def _positive_int(value, what):
+def positive_int(value, what):
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
         raise ValueError(f"{what} must be a positive integer, got {value!r}")
     return int(value)
@@ -67,10 +67,10 @@ class Autoencoder:
 
     def __init__(self, input_dim, hidden, *, seed=0, dtype="float32", backend="numpy",
                  init="glorot_uniform"):
-        self.input_dim = _positive_int(input_dim, "input_dim")
+        self.input_dim = positive_int(input_dim, "input_dim")
         if isinstance(hidden, (str, bytes)) or not hasattr(hidden, "__iter__"):
             raise ValueError(f"hidden must be a list of layer widths, got {hidden!r}")
-        self.hidden = [_positive_int(h, f"hidden layer width {i + 1}") for i, h in enumerate(hidden)]
+        self.hidden = [positive_int(h, f"hidden layer width {i + 1}") for i, h in enumerate(hidden)]
         if not self.hidden:
             raise ValueError("hidden must name at least one hidden layer, e.g. [32, 16, 32]")
         self.dtype = _dtype_name(dtype)

@@ -36,7 +36,7 @@ from minae.backend import get_namespace
 FORMS = ("keras", "textbook")
 
 
-def _check_lr(lr):
+def check_lr(lr):
     if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
         raise ValueError(f"learning rate must be a finite number > 0, got {lr!r}")
 
@@ -45,7 +45,7 @@ class SGD:
     """p -= lr * g: the update every other rule refines."""
 
     def __init__(self, lr=0.01):
-        _check_lr(lr)
+        check_lr(lr)
         self.lr = lr
 
     def step(self, params, grads):
@@ -62,7 +62,7 @@ class Adam:
     """
 
     def __init__(self, lr=0.001, beta1=0.9, beta2=0.999, eps=1e-7, form="keras"):
-        _check_lr(lr)
+        check_lr(lr)
         for name, beta in (("beta1", beta1), ("beta2", beta2)):
             if not (isinstance(beta, (int, float)) and 0.0 <= beta < 1.0):
                 raise ValueError(f"{name} must be in [0, 1), got {beta!r}")

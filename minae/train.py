@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 
 from minae.backend import get_namespace
 from minae.losses import bce_with_logits_loss
-from minae.model import _positive_int
+from minae.model import positive_int
 from minae.optim import Adam
 
 
@@ -72,7 +72,7 @@ def evaluate(model, x, *, batch_size=1024, check=True):
         x = _on_backend(model, x, "x")
     n = x.shape[0]
     total = 0.0
-    for start, stop in batch_slices(n, _positive_int(batch_size, "batch_size")):
+    for start, stop in batch_slices(n, positive_int(batch_size, "batch_size")):
         xb = x[start:stop]
         total = total + bce_with_logits_loss(model.forward(xb), xb, check=False) * (stop - start)
     return float(total) / n   # float() reads the device: one sync per evaluation
@@ -95,8 +95,8 @@ def fit(model, x_train, x_val=None, *, epochs=100, batch_size=256, optimizer=Non
     A loss that becomes NaN or infinite stops training: history.diverged_epoch
     says when, and the model keeps the weights it had then.
     """
-    epochs = _positive_int(epochs, "epochs")
-    batch_size = _positive_int(batch_size, "batch_size")
+    epochs = positive_int(epochs, "epochs")
+    batch_size = positive_int(batch_size, "batch_size")
     x_train = _on_backend(model, x_train, "x_train")
     if x_val is not None:
         x_val = _on_backend(model, x_val, "x_val")

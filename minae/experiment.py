@@ -1,0 +1,487 @@
+"""The grid experiment: every (dataset, hidden layers, learning rate) trained,
+saved as soon as it ends, resumable, optionally in parallel worker processes.
+
+What it teaches: an experiment you can trust is one whose every result is
+tied to the exact settings that produced it. Each run is identified by a key
+hashed from its full settings (model, optimizer, data and its source); a
+finished run is written atomically to ``runs/<dataset>/<key>.json`` with its
+checkpoint beside it, so rerunning the same command skips it, and a killed
+grid loses only the runs that were in flight.
+
+Every run's seed derives from (seed, dataset, hidden, lr), and every NumPy run
+uses one BLAS thread, so ``--jobs 1`` and ``--jobs 2`` give bitwise-identical
+results: parallelism comes from processes, one per core, which is also faster
+than multi-threaded BLAS for matrices this small.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import multiprocessing
+import os
+import queue
+import threading
+import time
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from minae import __version__
+from minae._io import atomic_write_text
+from minae.backend import resolve_backend
+from minae.data import load
+from minae.data.registry import get_info
+from minae.model import Autoencoder, positive_int
+from minae.optim import FORMS, Adam, check_lr
+from minae.train import fit
+
+ORIGINAL_HIDDEN = ((32, 16, 32), (64, 32, 16, 32, 64), (128, 64, 32, 64, 128))
+ORIGINAL_LRS = (0.1, 0.01, 0.001)
+ORIGINAL_DATASETS = ("mnist", "fashion-mnist")
+KNN_K = 5
+KNN_TRAIN, KNN_VAL = 5000, 2000   # rows used for the k-NN probe of the codes
+
+
+@dataclass(frozen=True)
+class GridConfig:
+    """Everything that decides the grid's results, plus how to run it."""
+
+    datasets: tuple = ORIGINAL_DATASETS
+    hidden: tuple = ORIGINAL_HIDDEN
+    lrs: tuple = ORIGINAL_LRS
+    epochs: int = 100
+    batch_size: int = 256
+    beta1: float = 0.9
+    beta2: float = 0.99          # as the write-up states; --keras uses 0.999
+    eps: float = 1e-7            # Keras' default
+    adam_form: str = "keras"
+    seed: int = 0
+    dtype: str = "float32"
+    backend: str = "numpy"
+    data_dir: str | None = None
+    require_full: bool = False
+    limit_train: int | None = None
+    limit_val: int | None = None
+    val_fraction: float | None = None
+    out: str = "results"
+    jobs: int = 1
+    fresh: bool = False
+    plots: bool = True
+    quiet: bool = False
+
+    def validate(self):
+        """Raise ValueError for any bad setting, before anything is trained."""
+        if not self.datasets:
+            raise ValueError("give at least one dataset")
+        for name in self.datasets:
+            get_info(name)
+        if not self.hidden:
+            raise ValueError("give at least one hidden-layer spec")
+        for spec in self.hidden:
+            if not spec:
+                raise ValueError("a hidden-layer spec is empty; write e.g. 128,64,32,64,128")
+            for h in spec:
+                positive_int(h, "hidden layer width")
+        if not self.lrs:
+            raise ValueError("give at least one learning rate")
+        for lr in self.lrs:
+            check_lr(lr)
+        Adam(self.lrs[0], self.beta1, self.beta2, self.eps, self.adam_form)   # checks betas, eps
+        positive_int(self.epochs, "epochs")
+        positive_int(self.batch_size, "batch size")
+        positive_int(self.jobs, "jobs")
+        if self.adam_form not in FORMS:
+            raise ValueError(f"unknown Adam form {self.adam_form!r}; choose one of {FORMS}")
+
+
+def parse_hidden(text):
+    """'128,64,32' -> (128, 64, 32), with a clear error for anything else."""
+    try:
+        sizes = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise ValueError(f"cannot read hidden-layer spec {text!r}: write widths separated by commas, "
+                         "e.g. 128,64,32,64,128") from None
+    if any(s < 1 for s in sizes):
+        raise ValueError(f"hidden-layer spec {text!r} has a width below 1")
+    return sizes
+
+
+def run_seed(seed, dataset, hidden, lr):
+    """A seed for one run, derived from the grid seed and the run's identity."""
+    text = f"{seed}|{dataset}|{','.join(map(str, hidden))}|{lr!r}"
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "big")
+
+
+@dataclass(frozen=True)
+class DataSummary:
+    """What a run needs to know about its data (the arrays travel separately)."""
+
+    name: str
+    source: str
+    location: str
+    n_train: int
+    n_val: int
+    canonical: bool
+    notes: tuple = ()
+
+    @classmethod
+    def of(cls, ds):
+        return cls(ds.name, ds.source, ds.location, len(ds.x_train), len(ds.x_val), ds.canonical,
+                   tuple(ds.notes))
+
+
+def run_settings(config, data, hidden, lr, backend):
+    """The full settings of one run; their hash is the run's key.
+
+    backend: the resolved backend name ("numpy" or "cupy", never "auto").
+    """
+    return {
+        "dataset": data.name, "hidden": list(hidden), "lr": lr, "epochs": config.epochs,
+        "batch_size": config.batch_size, "beta1": config.beta1, "beta2": config.beta2,
+        "eps": config.eps, "adam_form": config.adam_form, "grid_seed": config.seed,
+        "seed": run_seed(config.seed, data.name, hidden, lr), "dtype": config.dtype,
+        "backend": backend, "n_train": data.n_train, "n_val": data.n_val,
+        "data_source": data.source, "limit_train": config.limit_train, "limit_val": config.limit_val,
+        "val_fraction": config.val_fraction,
+    }
+
+
+def settings_key(settings):
+    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
+
+
+# ---------------------------------------------------------------------------
+# One run
+# ---------------------------------------------------------------------------
+
+def knn_accuracy(train_codes, train_labels, val_codes, val_labels, k=KNN_K):
+    """Accuracy of a k-nearest-neighbour vote (Euclidean) on the codes."""
+    # |a - b|^2 = |a|^2 - 2 a.b + |b|^2; |a|^2 is the same for every b, so drop it.
+    d = (train_codes**2).sum(1)[None, :] - 2.0 * val_codes @ train_codes.T   # (N_val, N_train)
+    nearest = np.argpartition(d, k - 1, axis=1)[:, :k]
+    votes = train_labels[nearest]                                            # (N_val, k)
+    counts = np.apply_along_axis(np.bincount, 1, votes, minlength=int(train_labels.max()) + 1)
+    return float(np.mean(counts.argmax(1) == val_labels))
+
+
+def _probe_rows(n, limit, seed):
+    return np.sort(np.random.default_rng(seed).choice(n, size=min(n, limit), replace=False))
+
+
+def code_probe(model, ds, seed=0):
+    """Evidence about what a trained model learned, on subsets of the data.
+
+    knn_accuracy:  k-NN accuracy of the class from the bottleneck codes
+    output_spread: mean over pixels of the std of the reconstructions across
+                   images (about 0 when the model outputs one constant image)
+    dead_fraction: fraction of first-layer ReLU units never active on them
+    """
+    tr = _probe_rows(len(ds.x_train), KNN_TRAIN, seed)
+    va = _probe_rows(len(ds.x_val), KNN_VAL, seed + 1)
+    be, layer = model.backend, model.code_layer
+    x_tr, x_va = be.asarray(ds.x_train[tr]), be.asarray(ds.x_val[va])
+    codes_tr = be.to_host(model.encode(x_tr, layer=layer)).astype(np.float64)
+    codes_va = be.to_host(model.encode(x_va, layer=layer)).astype(np.float64)
+    first = be.to_host(model.encode(x_va, layer=1))
+    return {
+        "knn_accuracy": knn_accuracy(codes_tr, ds.y_train[tr], codes_va, ds.y_val[va]),
+        "output_spread": float(be.to_host(model.predict(x_va)).std(axis=0).mean()),
+        "dead_fraction": float(np.mean(first.max(axis=0) <= 0)),
+    }
+
+
+def train_run(settings, ds, out_dir, progress=None):
+    """Train one configuration on ``ds``; write its checkpoint and record.
+
+    progress: None or a callable(epoch, train_bce, val_bce) for live display.
+    Returns the record (a JSON-ready dict).
+    """
+    key = settings_key(settings)
+    run_dir = Path(out_dir) / "runs" / settings["dataset"]
+    model = Autoencoder(ds.x_train.shape[1], settings["hidden"], seed=settings["seed"],
+                        dtype=settings["dtype"], backend=settings["backend"])
+    optimizer = Adam(settings["lr"], settings["beta1"], settings["beta2"], settings["eps"],
+                     settings["adam_form"])
+    start = time.perf_counter()
+
+    def on_epoch_end(epoch, history):
+        if progress is not None:
+            progress(epoch, history.train_bce[-1], history.val_bce[-1])
+
+    # When a run diverges, fit detects and records it; NumPy's overflow warnings
+    # would only be noise on the console.
+    with np.errstate(over="ignore", invalid="ignore"):
+        history = fit(model, ds.x_train, ds.x_val, epochs=settings["epochs"],
+                      batch_size=settings["batch_size"], optimizer=optimizer, seed=settings["seed"],
+                      progress=False, on_epoch_end=on_epoch_end)
+    seconds = time.perf_counter() - start
+    diverged = history.diverged
+    checkpoint = run_dir / f"{key}.npz"
+    model.save(checkpoint, extra={"settings": settings, "key": key})
+
+    def finite(v):
+        return v if math.isfinite(v) else None
+
+    record = {
+        **settings, "key": key, "status": "diverged" if diverged else "ok",
+        "diverged_epoch": history.diverged_epoch,
+        "train_bce": None if diverged else history.train_bce[-1],
+        "val_bce": None if diverged else history.val_bce[-1],
+        "history": {"train_bce": [finite(v) for v in history.train_bce],
+                    "val_bce": [finite(v) for v in history.val_bce]},
+        "seconds": seconds, "epoch_seconds": history.epoch_seconds,
+        **(dict.fromkeys(("knn_accuracy", "output_spread", "dead_fraction")) if diverged
+           else code_probe(model, ds, settings["seed"])),
+        "checkpoint": str(checkpoint.relative_to(out_dir)),
+        "minae_version": __version__, "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    # The record is written last and atomically: its presence means the run is complete.
+    atomic_write_text(run_dir / f"{key}.json", json.dumps(record, indent=1))
+    return record
+
+
+def load_finished(out_dir, settings):
+    """The saved record for these exact settings, or None (never a partial one)."""
+    path = Path(out_dir) / "runs" / settings["dataset"] / f"{settings_key(settings)}.json"
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    if {k: record.get(k) for k in settings} != settings:
+        return None
+    if not (Path(out_dir) / record.get("checkpoint", "")).is_file():
+        return None
+    return record
+
+
+# ---------------------------------------------------------------------------
+# Worker processes
+# ---------------------------------------------------------------------------
+
+_WORKER = {}
+
+
+def _worker_init(load_kwargs, events):
+    """Each worker: one BLAS thread, a one-dataset cache, an event queue."""
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1)
+    _WORKER.update(load_kwargs=load_kwargs, events=events, cache={})
+
+
+def _worker_data(name):
+    cache = _WORKER["cache"]
+    if name not in cache:
+        cache.clear()   # hold one dataset at a time to bound memory
+        kwargs = dict(_WORKER["load_kwargs"][name])
+        cache[name] = load(name, **kwargs)
+    return cache[name]
+
+
+def _worker_run(settings, out_dir):
+    events = _WORKER["events"]
+    key = settings_key(settings)
+    events.put(("start", key, os.getpid()))
+
+    def progress(epoch, train_bce, val_bce):
+        events.put(("epoch", key, epoch, train_bce, val_bce))
+
+    return train_run(settings, _worker_data(settings["dataset"]), out_dir, progress)
+
+
+# ---------------------------------------------------------------------------
+# The grid
+# ---------------------------------------------------------------------------
+
+@dataclass
+class GridResult:
+    records: list = field(default_factory=list)   # every run of the grid, finished
+    trained: int = 0                               # how many were trained this time
+    skipped: int = 0                               # how many were already finished
+    data: dict = field(default_factory=dict)       # dataset name -> DataSummary
+
+
+def check_out_dir(out):
+    """Create --out and prove it is writable, before any training."""
+    out = Path(out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".minae-write-test"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as exc:
+        raise OSError(f"cannot write results to {out} ({exc.strerror or exc}); choose another "
+                      "folder with --out") from exc
+    return out
+
+
+def _load_kwargs(config):
+    return dict(val_fraction=config.val_fraction, limit_train=config.limit_train,
+                limit_val=config.limit_val, seed=config.seed, require_full=config.require_full)
+
+
+def prepare_data(config):
+    """Load every dataset once (failing early) and summarise where it came from."""
+    loaded = {}
+    for name in config.datasets:
+        loaded[name] = load(name, config.data_dir, progress=not config.quiet, **_load_kwargs(config))
+    return loaded
+
+
+def write_results(out, records):
+    """results.json: every finished record of this grid, written atomically."""
+    atomic_write_text(Path(out) / "results.json", json.dumps(records, indent=1))
+
+
+def run_grid(config, datasets=None, log=print):
+    """Train every missing run of ``config``; returns a GridResult.
+
+    datasets: optional {name: Dataset} already loaded (else loaded here).
+    log:      where one-line messages go (the script passes tqdm.write).
+    """
+    config.validate()
+    out = check_out_dir(config.out)
+    backend = resolve_backend(config.backend)
+    if config.backend == "auto":
+        log(f"backend: {backend.reason}")
+    datasets = prepare_data(config) if datasets is None else datasets
+    result = GridResult(data={n: DataSummary.of(ds) for n, ds in datasets.items()})
+    todo = []
+    for name in config.datasets:
+        for hidden in config.hidden:
+            for lr in config.lrs:
+                settings = run_settings(config, result.data[name], hidden, lr, backend.name)
+                done = None if config.fresh else load_finished(out, settings)
+                if done is None:
+                    todo.append(settings)
+                else:
+                    result.records.append(done)
+    result.skipped = len(result.records)
+    if result.skipped:
+        log(f"resuming: {result.skipped} finished runs reused, {len(todo)} to train")
+    jobs = min(config.jobs, max(1, len(todo)))
+    overall = tqdm(total=len(todo), desc="grid", unit="run", disable=config.quiet, dynamic_ncols=True)
+    try:
+        if jobs == 1 or backend.name != "numpy":
+            _run_serial(todo, datasets, out, overall, result, log, config.quiet)
+        else:
+            _run_parallel(todo, datasets, config, out, jobs, overall, result, log)
+    finally:
+        overall.close()
+        result.records.sort(key=lambda r: grid_position(config, r))
+        write_results(out, result.records)
+    return result
+
+
+def grid_position(config, record):
+    """Sort key putting records in the grid's order: dataset, hidden, lr."""
+    return (config.datasets.index(record["dataset"]), config.hidden.index(tuple(record["hidden"])),
+            config.lrs.index(record["lr"]))
+
+
+def _describe(settings):
+    return f"{settings['dataset']} {','.join(map(str, settings['hidden']))} lr={settings['lr']:g}"
+
+
+def _finished(record, result, overall, log):
+    result.records.append(record)
+    result.trained += 1
+    overall.update(1)
+    val = "diverged" if record["status"] == "diverged" else f"val BCE {record['val_bce']:.4f}"
+    log(f"done: {_describe(record)}: {val} ({record['seconds']:.1f} s)")
+
+
+def _run_serial(todo, datasets, out, overall, result, log, quiet):
+    from threadpoolctl import threadpool_limits
+
+    for settings in todo:
+        bar = tqdm(total=settings["epochs"], desc=_describe(settings), unit="epoch", leave=False,
+                   disable=quiet, dynamic_ncols=True)
+
+        def progress(epoch, train_bce, val_bce, bar=bar):
+            bar.update(1)
+            bar.set_postfix(train=f"{train_bce:.4f}", val=f"{val_bce:.4f}")
+
+        # One BLAS thread, as in the workers, so --jobs 1 and --jobs N agree bit for bit.
+        with threadpool_limits(1 if settings["backend"] == "numpy" else None):
+            record = train_run(settings, datasets[settings["dataset"]], out, progress)
+        bar.close()
+        _finished(record, result, overall, log)
+        write_results(out, result.records)
+
+
+def _run_parallel(todo, datasets, config, out, jobs, overall, result, log):
+    ctx = multiprocessing.get_context("spawn")   # CUDA and threads do not survive fork
+    events = ctx.Queue()
+    # Workers read the very files the parent resolved, with the same subsets.
+    load_kwargs = {n: dict(_load_kwargs(config), data_dir=ds.location, allow_download=False)
+                   for n, ds in datasets.items()}
+    bars = {}
+    names = {settings_key(s): _describe(s) for s in todo}
+    epochs = {settings_key(s): s["epochs"] for s in todo}
+    stop = threading.Event()
+
+    def pump():   # draw the per-model bars from the workers' events
+        while not stop.is_set():
+            try:
+                event = events.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            key = event[1]
+            if event[0] == "start":
+                bars[key] = tqdm(total=epochs[key], desc=names[key], unit="epoch", leave=False,
+                                 disable=config.quiet, dynamic_ncols=True)
+            elif key in bars:
+                bars[key].update(1)
+                bars[key].set_postfix(train=f"{event[3]:.4f}", val=f"{event[4]:.4f}")
+
+    pump_thread = threading.Thread(target=pump, daemon=True)
+    pump_thread.start()
+    pool = ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_worker_init,
+                               initargs=(load_kwargs, events))
+    try:
+        pending = {pool.submit(_worker_run, s, str(out)) for s in todo}
+        while pending:
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for future in done:
+                record = future.result()
+                bar = bars.pop(record["key"], None)
+                if bar is not None:
+                    bar.close()
+                _finished(record, result, overall, log)
+                write_results(out, result.records)
+    except BaseException:
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+        stop.set()
+        pump_thread.join(timeout=2)
+        for bar in bars.values():
+            bar.close()
+
+
+def write_outputs(config, result, datasets, command="python scripts/grid.py", log=print):
+    """Baselines, ranking.csv/.md, figures and REPORT.md for a finished grid."""
+    from minae import plots, report
+
+    out = Path(config.out)
+    baselines = {n: report.mean_image_bce(ds.x_train, ds.x_val) for n, ds in datasets.items()}
+    rows = report.write_rankings(out, result.records, baselines, result.data)
+    figures = {}
+    if config.plots:
+        for name, ds in datasets.items():
+            records = [r for r in result.records if r["dataset"] == name]
+            if records:
+                figures[name] = plots.plot_dataset(out, name, records, ds, baselines[name])
+    text = report.report_markdown(config, result.records, rows, baselines, result.data, figures,
+                                  command, result.trained, result.skipped)
+    atomic_write_text(out / "REPORT.md", text)
+    log(f"wrote {out / 'REPORT.md'}, ranking.md, ranking.csv, results.json"
+        + (f" and plots in {out / 'plots'}" if figures else ""))
+    return rows

@@ -1,0 +1,184 @@
+"""Figures of a grid: rankings, learning curves, reconstructions, codes, filters.
+
+Uses matplotlib's object API (``Figure``), not pyplot, so it needs no display
+and touches no global state; each figure is written atomically as a PNG.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from pathlib import Path
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from minae._io import atomic_write_bytes
+from minae.model import Autoencoder
+from minae.report import hidden_text, rank
+
+N_SHOW = 8   # validation images shown in reconstruction figures
+
+
+def save(fig, path):
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
+    atomic_write_bytes(path, buf.getvalue())
+    return Path(path).name
+
+
+def label(record):
+    return f"{hidden_text(record)} lr={record['lr']:g}"
+
+
+def _image(ax, pixels, title=None):
+    side = int(math.isqrt(pixels.size))
+    ax.imshow(pixels.reshape(side, side), cmap="gray", vmin=0, vmax=1)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if title:
+        ax.set_title(title, fontsize=7)
+
+
+def rectangle(n):
+    """(rows, cols) with rows * cols == n and rows as close to sqrt(n) as possible."""
+    rows = max(r for r in range(1, math.isqrt(n) + 1) if n % r == 0)
+    return rows, n // rows
+
+
+def pca_2d(codes):
+    """(N, Z) -> (N, 2): projection on the two leading principal components."""
+    centred = codes - codes.mean(axis=0)
+    _, _, vt = np.linalg.svd(centred, full_matrices=False)
+    proj = centred @ vt[:2].T
+    return np.pad(proj, ((0, 0), (0, 2 - proj.shape[1])))   # a 1-D code gets a zero y
+
+
+def plot_ranking(records, baseline, path):
+    ranked = rank(records)
+    fig = Figure(figsize=(7, 0.4 * len(ranked) + 1.2))
+    ax = fig.subplots()
+    vals = [r["val_bce"] if r["status"] == "ok" else 0.0 for r in ranked]
+    ax.barh(range(len(ranked)), vals, color=["C0" if r["status"] == "ok" else "C3" for r in ranked])
+    for i, r in enumerate(ranked):
+        text = f"{r['val_bce']:.4f}" if r["status"] == "ok" else "diverged"
+        ax.text(vals[i], i, " " + text, va="center", fontsize=8)
+    ax.set_yticks(range(len(ranked)), [label(r) for r in ranked], fontsize=8)
+    ax.invert_yaxis()
+    if baseline is not None:
+        ax.axvline(baseline, ls="--", color="k", lw=1, label=f"mean image {baseline:.4f}")
+        ax.legend(fontsize=8, loc="lower right")
+    ax.set_xlabel("validation BCE (lower is better)")
+    return save(fig, path)
+
+
+def plot_curves(records, path):
+    archs = list(dict.fromkeys(hidden_text(r) for r in records))
+    fig = Figure(figsize=(4.5 * len(archs), 3.5))
+    axes = np.atleast_1d(fig.subplots(1, len(archs), sharey=True))
+    for ax, arch in zip(axes, archs):
+        for i, r in enumerate(r for r in records if hidden_text(r) == arch):
+            h = r["history"]
+            epochs = range(1, len(h["val_bce"]) + 1)
+            ax.plot(epochs, [np.nan if v is None else v for v in h["val_bce"]], color=f"C{i}",
+                    label=f"lr={r['lr']:g}")
+            ax.plot(epochs, [np.nan if v is None else v for v in h["train_bce"]], color=f"C{i}", ls="--")
+        ax.set_title(arch, fontsize=9)
+        ax.set_xlabel("epoch")
+        ax.set_yscale("log")
+        ax.legend(fontsize=8)
+    axes[0].set_ylabel("BCE (solid: validation, dashed: train)")
+    return save(fig, path)
+
+
+def plot_reconstructions(model, x, path):
+    recon = model.predict(x)
+    fig = Figure(figsize=(1.1 * len(x), 2.4))
+    axes = fig.subplots(2, len(x))
+    for j in range(len(x)):
+        _image(axes[0, j], x[j], "original" if j == 0 else None)
+        _image(axes[1, j], recon[j], "decoded" if j == 0 else None)
+    return save(fig, path)
+
+
+def plot_reconstruction_grid(models, x, path):
+    fig = Figure(figsize=(1.0 * len(x) + 1.6, 1.0 * (len(models) + 1)))
+    axes = fig.subplots(len(models) + 1, len(x), squeeze=False)
+    rows = [("original", x)] + [(name, m.predict(x)) for name, m in models]
+    for i, (name, images) in enumerate(rows):
+        for j in range(len(x)):
+            _image(axes[i, j], images[j])
+        axes[i, 0].set_ylabel(name, rotation=0, ha="right", va="center", fontsize=7)
+    return save(fig, path)
+
+
+def plot_first_layer_codes(model, x, path):
+    codes = model.encode(x, layer=1)
+    rows, cols = rectangle(codes.shape[1])
+    fig = Figure(figsize=(1.2 * len(x), 2.6))
+    axes = fig.subplots(2, len(x))
+    for j in range(len(x)):
+        _image(axes[0, j], x[j])
+        axes[1, j].imshow(codes[j].reshape(rows, cols), cmap="viridis")
+        axes[1, j].set_xticks([])
+        axes[1, j].set_yticks([])
+    axes[1, 0].set_title(f"layer 1: {codes.shape[1]} units as {rows}x{cols}", fontsize=7, loc="left")
+    return save(fig, path)
+
+
+def plot_filters(model, path, limit=64):
+    W = model.backend.to_host(model.params[0])        # (D, H1)
+    n = min(limit, W.shape[1])
+    rows, cols = rectangle(n) if rectangle(n)[0] > 1 else (int(math.ceil(n / 8)), 8)
+    fig = Figure(figsize=(cols * 0.8, rows * 0.8))
+    axes = np.atleast_2d(fig.subplots(rows, cols))
+    side = int(math.isqrt(W.shape[0]))
+    for k, ax in enumerate(axes.flat):
+        ax.set_axis_off()
+        if k < n:
+            w = W[:, k]
+            lim = np.abs(w).max() or 1.0
+            ax.imshow(w.reshape(side, side), cmap="RdBu_r", vmin=-lim, vmax=lim)
+    fig.suptitle(f"first-layer weights ({n} of {W.shape[1]} units; red +, blue -)", fontsize=9)
+    return save(fig, path)
+
+
+def plot_codes_2d(models, x, y, path):
+    cols = min(3, len(models))
+    rows = int(math.ceil(len(models) / cols))
+    fig = Figure(figsize=(3.6 * cols, 3.3 * rows))
+    axes = np.atleast_1d(fig.subplots(rows, cols, squeeze=False)).ravel()
+    for ax, (name, model, acc) in zip(axes, models):
+        xy = pca_2d(model.encode(x, layer=model.code_layer).astype(np.float64))
+        sc = ax.scatter(xy[:, 0], xy[:, 1], c=y, cmap="tab10", s=3, vmin=-0.5, vmax=9.5)
+        acc_text = "" if acc is None else f"\nk-NN acc {acc:.3f}"
+        ax.set_title(f"{name}{acc_text}", fontsize=8)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    for ax in axes[len(models):]:
+        ax.set_axis_off()
+    fig.colorbar(sc, ax=list(axes[:len(models)]), ticks=range(10), shrink=0.6, label="class")
+    return save(fig, path)
+
+
+def plot_dataset(out, dataset, records, ds, baseline, n_points=2000):
+    """Every figure for one dataset under out/plots/<dataset>/; returns their names."""
+    folder = Path(out) / "plots" / dataset
+    ranked = rank(records)
+    x_show = ds.x_val[:N_SHOW]
+    names = [plot_ranking(records, baseline, folder / "ranking.png"),
+             plot_curves(records, folder / "curves.png")]
+    ok = [r for r in ranked if r["status"] == "ok"]
+    if not ok:
+        return names
+    models = {r["key"]: Autoencoder.load(Path(out) / r["checkpoint"]) for r in records}
+    best = models[ok[0]["key"]]
+    names += [plot_reconstructions(best, x_show, folder / "reconstructions_best.png"),
+              plot_reconstruction_grid([(label(r), models[r["key"]]) for r in records], x_show,
+                                       folder / "reconstructions_grid.png"),
+              plot_first_layer_codes(best, ds.x_val[:6], folder / "first_layer_codes.png"),
+              plot_filters(best, folder / "first_layer_filters.png")]
+    pick = np.random.default_rng(0).choice(len(ds.x_val), size=min(n_points, len(ds.x_val)), replace=False)
+    names.append(plot_codes_2d([(label(r), models[r["key"]], r.get("knn_accuracy")) for r in ok],
+                               ds.x_val[pick], ds.y_val[pick], folder / "codes_2d.png"))
+    return names

@@ -1,0 +1,174 @@
+"""scripts/grid.py end to end on the real MNIST subset, with tiny settings."""
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from minae import Autoencoder
+from minae.cli import main
+from minae.experiment import run_seed
+
+from .test_data_loading import SHARED_MNIST, needs_mnist
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ["--datasets", "mnist", "--data-dir", str(SHARED_MNIST), "--hidden", "8,4,8", "16,8,16",
+        "--lrs", "0.01", "0.1", "--epochs", "2", "--limit-train", "600", "--limit-val", "200", "--quiet"]
+FIGURES = {"ranking.png", "curves.png", "reconstructions_best.png", "reconstructions_grid.png",
+           "first_layer_codes.png", "first_layer_filters.png", "codes_2d.png"}
+RECORD_FIELDS = {"dataset", "hidden", "lr", "epochs", "batch_size", "beta1", "beta2", "eps", "seed",
+                 "backend", "n_train", "n_val", "data_source", "status", "train_bce", "val_bce",
+                 "history", "seconds", "epoch_seconds", "checkpoint", "knn_accuracy"}
+
+pytestmark = needs_mnist
+
+
+def results(out):
+    return json.loads((out / "results.json").read_text())
+
+
+def outcome(out):
+    """What a run computed (not when or how fast), keyed by run key."""
+    return {r["key"]: (r["status"], r["val_bce"], r["train_bce"], r["history"], r["knn_accuracy"],
+                       b"".join(p.tobytes() for p in Autoencoder.load(out / r["checkpoint"]).params))
+            for r in results(out)}
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    out = tmp_path_factory.mktemp("grid") / "out"
+    assert main([*TINY, "--out", str(out), "--jobs", "1"]) == 0
+    return out
+
+
+def test_every_output_file_is_written(finished):
+    records = results(finished)
+    assert len(records) == 4
+    for r in records:
+        assert RECORD_FIELDS <= set(r), RECORD_FIELDS - set(r)
+        assert r["status"] == "ok" and r["data_source"] == "data-dir" and r["n_train"] == 600
+        assert len(r["history"]["val_bce"]) == len(r["epoch_seconds"]) == 2
+        assert r["val_bce"] == r["history"]["val_bce"][-1]
+        assert (finished / r["checkpoint"]).is_file()
+        assert Autoencoder.load(finished / r["checkpoint"]).hidden == r["hidden"]
+        assert r["seed"] == run_seed(0, "mnist", tuple(r["hidden"]), r["lr"])
+    assert {p.name for p in (finished / "plots" / "mnist").iterdir()} == FIGURES
+    report = (finished / "REPORT.md").read_text()
+    assert "data-dir" in report and "Mean-image baseline" in report and "plots/mnist/codes_2d.png" in report
+    assert "Mean-image baseline" in (finished / "ranking.md").read_text()
+
+
+def test_ranking_follows_the_recorded_losses(finished):
+    rows = list(csv.DictReader((finished / "ranking.csv").open()))
+    assert [int(r["rank"]) for r in rows] == [1, 2, 3, 4]
+    vals = [float(r["val_bce"]) for r in rows]
+    assert vals == sorted(vals)
+    recorded = sorted(r["val_bce"] for r in results(finished))
+    np.testing.assert_allclose(vals, recorded, rtol=1e-12)
+
+
+def test_second_run_trains_nothing(finished, capsys):
+    before = {p: p.stat().st_mtime_ns for p in (finished / "runs").rglob("*.json")}
+    args = [a for a in TINY if a != "--quiet"]
+    assert main([*args, "--out", str(finished), "--jobs", "1", "--no-plots"]) == 0
+    assert "4 finished runs reused, 0 to train" in capsys.readouterr().out
+    assert {p: p.stat().st_mtime_ns for p in (finished / "runs").rglob("*.json")} == before
+
+
+def test_changed_settings_are_not_mistaken_for_finished_runs(finished, tmp_path):
+    out = tmp_path / "o"
+    main([*TINY, "--out", str(out), "--jobs", "1", "--no-plots", "--lrs", "0.01"])
+    main([*TINY, "--out", str(out), "--jobs", "1", "--no-plots", "--lrs", "0.01", "--beta2", "0.999"])
+    keys = {r["key"] for r in results(out)}
+    assert len(list((out / "runs" / "mnist").glob("*.json"))) == 4 and len(keys) == 2
+
+
+def test_jobs_1_and_jobs_2_give_bitwise_identical_results(finished, tmp_path):
+    out2 = tmp_path / "jobs2"
+    assert main([*TINY, "--out", str(out2), "--jobs", "2", "--no-plots"]) == 0
+    assert outcome(out2) == outcome(finished)
+
+
+def test_a_killed_grid_resumes_to_the_uninterrupted_results(finished, tmp_path):
+    out = tmp_path / "killed"
+    cmd = [sys.executable, str(ROOT / "scripts" / "grid.py"), *TINY, "--out", str(out), "--jobs", "1",
+           "--no-plots"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while not list((out / "runs" / "mnist").glob("*.json")) and time.monotonic() < deadline:
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    finished_before = len(list((out / "runs" / "mnist").glob("*.json")))
+    assert 1 <= finished_before < 4, "the kill must land mid-grid for this test to mean anything"
+    assert main([*TINY, "--out", str(out), "--jobs", "1", "--no-plots"]) == 0
+    assert outcome(out) == outcome(finished)
+    assert not list(out.rglob("*.tmp"))
+
+
+def test_a_diverging_configuration_is_recorded_and_the_grid_goes_on(tmp_path):
+    out = tmp_path / "div"
+    assert main([*TINY, "--out", str(out), "--hidden", "8,4,8", "--lrs", "1e30", "0.01", "--jobs", "1"]) == 0
+    by_lr = {r["lr"]: r for r in results(out)}
+    assert by_lr[1e30]["status"] == "diverged" and by_lr[1e30]["diverged_epoch"] == 1
+    assert by_lr[1e30]["val_bce"] is None and by_lr[0.01]["status"] == "ok"
+    rows = list(csv.DictReader((out / "ranking.csv").open()))
+    assert [r["status"] for r in rows] == ["ok", "diverged"]
+    assert "diverged at epoch 1" in (out / "REPORT.md").read_text()
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--hidden", "128,x,32"], "cannot read hidden-layer spec '128,x,32'"),
+    (["--hidden", "128,0"], "width below 1"),
+    (["--lrs", "0"], "must be a finite number > 0"),
+    (["--lrs", "-0.1"], "must be a finite number > 0"),
+    (["--datasets", "cifar10"], "unknown dataset 'cifar10'"),
+    (["--backend", "tpu"], "invalid choice: 'tpu'"),
+    (["--epochs", "0"], "must be a positive integer"),
+    (["--beta2", "1.0"], "beta2 must be in [0, 1)"),
+])
+def test_bad_flags_fail_before_any_training(flags, message, tmp_path, capsys):
+    out = tmp_path / "never"
+    with pytest.raises(SystemExit) as exc:
+        main([*TINY, "--out", str(out), *flags])
+    assert exc.value.code == 2
+    assert message in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_an_unwritable_out_fails_at_start(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    assert main([*TINY, "--out", str(blocker / "out")]) == 2
+    assert "cannot write results to" in capsys.readouterr().err
+
+
+def test_keras_and_quick_presets_yield_to_explicit_flags():
+    from minae.cli import build_parser, config_from_args
+
+    def cfg(*argv):
+        return config_from_args(build_parser().parse_args(list(argv)))
+
+    assert (cfg().beta2, cfg().epochs, cfg().hidden) == (0.99, 100, ((32, 16, 32), (64, 32, 16, 32, 64),
+                                                                      (128, 64, 32, 64, 128)))
+    assert (cfg("--keras").beta2, cfg("--keras").eps, cfg("--keras").adam_form) == (0.999, 1e-7, "keras")
+    assert cfg("--keras", "--beta2", "0.95").beta2 == 0.95
+    assert (cfg("--quick").epochs, cfg("--quick").limit_train) == (10, 5000)
+    assert cfg("--quick", "--epochs", "4").epochs == 4
+    assert cfg("--backend", "numpy").jobs == (os.cpu_count() or 1)
+
+
+def test_the_script_runs_as_a_program(tmp_path):
+    out = tmp_path / "script"
+    done = subprocess.run([sys.executable, str(ROOT / "scripts" / "grid.py"), *TINY, "--hidden", "8,4,8",
+                           "--lrs", "0.01", "--out", str(out), "--no-plots"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert len(results(out)) == 1
