@@ -152,13 +152,13 @@ class ReLU:
 def sigmoid(z):
     """1 / (1 + exp(-z)) computed so that no finite z overflows.
 
-    exp is only ever applied to -|z| <= 0, so it lies in (0, 1]:
-    z >= 0: 1 / (1 + e)   with e = exp(-z)
-    z <  0: e / (1 + e)   with e = exp(z)    (the same value, rearranged)
+    Written as exp(min(z, 0)) / (1 + exp(-|z|)): for z >= 0 that is
+    1 / (1 + exp(-z)); for z < 0, multiplying top and bottom by exp(z) gives
+    exp(z) / (1 + exp(z)). exp only ever sees numbers <= 0, so it lies in
+    (0, 1]: no overflow, and tiny outputs keep their full relative precision.
     """
     xp = get_namespace(z)
-    e = xp.exp(-xp.abs(z))
-    return xp.where(z >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+    return xp.exp(xp.minimum(z, 0.0)) / (1.0 + xp.exp(-xp.abs(z)))
 
 
 class Sigmoid:

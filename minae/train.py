@@ -23,6 +23,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from minae.backend import get_namespace
+from minae.fast import FastStep
 from minae.losses import bce_with_logits_loss
 from minae.model import positive_int
 from minae.optim import Adam
@@ -84,14 +85,28 @@ def _show_progress(progress):
     return bool(progress)
 
 
+def use_fast_step(model, optimizer, fast=None):
+    """Whether ``fit`` takes minae.fast.FastStep: by default on NumPy with Adam.
+
+    On CuPy the reference path stays the default until the fast step's
+    parity test has passed on a real GPU (see the README).
+    """
+    if fast is None:
+        # Exactly Adam: a subclass may override step(), which the fast path would bypass.
+        return model.backend.name == "numpy" and type(optimizer) is Adam
+    return bool(fast)
+
+
 def fit(model, x_train, x_val=None, *, epochs=100, batch_size=256, optimizer=None, seed=0,
-        progress=None, desc="train", on_epoch_end=None, eval_batch_size=1024):
+        progress=None, desc="train", on_epoch_end=None, eval_batch_size=1024, fast=None):
     """Train ``model`` on x_train (N, D) and return a History.
 
     optimizer:    any object with ``step(params, grads)``; default Adam().
     seed:         seeds the per-epoch shuffles (numpy Generator on the host).
     progress:     True/False, or None = a tqdm bar only on a terminal.
     on_epoch_end: called as on_epoch_end(epoch, history) after each epoch.
+    fast:         use minae.fast.FastStep (same numbers, preallocated and in
+                  place); None = on NumPy with Adam (see ``use_fast_step``).
     A loss that becomes NaN or infinite stops training: history.diverged_epoch
     says when, and the model keeps the weights it had then.
     """
@@ -104,6 +119,9 @@ def fit(model, x_train, x_val=None, *, epochs=100, batch_size=256, optimizer=Non
     xp = get_namespace(x_train)
     n = x_train.shape[0]
     rng = np.random.default_rng(seed)
+    step = FastStep(model, optimizer, batch_size) if use_fast_step(model, optimizer, fast) else None
+    if step is not None:   # the batch is gathered into one reused buffer
+        batch = xp.empty((batch_size, x_train.shape[1]), dtype=x_train.dtype)
     history = History()
     bar = tqdm(range(1, epochs + 1), desc=desc, unit="epoch", leave=False,
                disable=not _show_progress(progress), dynamic_ncols=True)
@@ -112,9 +130,14 @@ def fit(model, x_train, x_val=None, *, epochs=100, batch_size=256, optimizer=Non
         order = model.backend.asarray(rng.permutation(n))   # a new shuffle every epoch
         total = 0.0
         for start, stop in batch_slices(n, batch_size):
-            xb = xp.take(x_train, order[start:stop], axis=0)   # (N_b, D)
-            loss, grads = model.loss(xb, check=False)
-            optimizer.step(model.params, grads)
+            if step is None:
+                xb = xp.take(x_train, order[start:stop], axis=0)   # (N_b, D)
+                loss, grads = model.loss(xb, check=False)
+                optimizer.step(model.params, grads)
+            else:
+                xb = batch[: stop - start]
+                xp.take(x_train, order[start:stop], axis=0, out=xb)
+                loss = step.step(xb)
             total = total + loss * (stop - start)
         train_bce = float(total) / n   # the one read of the device per epoch
         val_bce = evaluate(model, x_val, batch_size=eval_batch_size, check=False) \
