@@ -139,13 +139,8 @@ def main(argv=None):
     command = "python scripts/grid.py " + " ".join(shlex.quote(a) for a in (sys.argv[1:] if argv is None
                                                                             else argv))
     try:
-        from minae.experiment import prepare_data
-
-        datasets = prepare_data(config)
-        for ds in datasets.values():
-            say("data: " + ds.describe())
-        result = run_grid(config, datasets, log=say)
-        write_outputs(config, result, datasets, command.strip(), log=say)
+        result = run_grid(config, log=say)
+        write_outputs(config, result, command=command.strip(), log=say)
     except KeyboardInterrupt:
         print(f"\ninterrupted: finished runs are saved in {config.out}/runs; run the same command "
               "again to train only what is missing", file=sys.stderr)

@@ -325,6 +325,11 @@ def _load_kwargs(config):
                 limit_val=config.limit_val, seed=config.seed, require_full=config.require_full)
 
 
+def reload_kwargs(config, summary):
+    """load() arguments that read the very files the grid used, with the same subsets."""
+    return dict(_load_kwargs(config), data_dir=summary.location, allow_download=False)
+
+
 def prepare_data(config):
     """Load every dataset once (failing early) and summarise where it came from."""
     loaded = {}
@@ -350,6 +355,8 @@ def run_grid(config, datasets=None, log=print):
     if config.backend == "auto":
         log(f"backend: {backend.reason}")
     datasets = prepare_data(config) if datasets is None else datasets
+    for ds in datasets.values():
+        log("data: " + ds.describe())
     result = GridResult(data={n: DataSummary.of(ds) for n, ds in datasets.items()})
     todo = []
     for name in config.datasets:
@@ -370,7 +377,9 @@ def run_grid(config, datasets=None, log=print):
         if jobs == 1 or backend.name != "numpy":
             _run_serial(todo, datasets, out, overall, result, log, config.quiet)
         else:
-            _run_parallel(todo, datasets, config, out, jobs, overall, result, log)
+            # The workers load their own copies; drop ours to bound peak memory.
+            datasets = None
+            _run_parallel(todo, config, out, jobs, overall, result, log)
     finally:
         overall.close()
         result.records.sort(key=lambda r: grid_position(config, r))
@@ -415,12 +424,10 @@ def _run_serial(todo, datasets, out, overall, result, log, quiet):
         write_results(out, result.records)
 
 
-def _run_parallel(todo, datasets, config, out, jobs, overall, result, log):
+def _run_parallel(todo, config, out, jobs, overall, result, log):
     ctx = multiprocessing.get_context("spawn")   # CUDA and threads do not survive fork
     events = ctx.Queue()
-    # Workers read the very files the parent resolved, with the same subsets.
-    load_kwargs = {n: dict(_load_kwargs(config), data_dir=ds.location, allow_download=False)
-                   for n, ds in datasets.items()}
+    load_kwargs = {n: reload_kwargs(config, d) for n, d in result.data.items()}
     bars = {}
     names = {settings_key(s): _describe(s) for s in todo}
     epochs = {settings_key(s): s["epochs"] for s in todo}
@@ -466,19 +473,24 @@ def _run_parallel(todo, datasets, config, out, jobs, overall, result, log):
             bar.close()
 
 
-def write_outputs(config, result, datasets, command="python scripts/grid.py", log=print):
-    """Baselines, ranking.csv/.md, figures and REPORT.md for a finished grid."""
+def write_outputs(config, result, datasets=None, command="python scripts/grid.py", log=print):
+    """Baselines, ranking.csv/.md, figures and REPORT.md for a finished grid.
+
+    datasets: {name: Dataset} if at hand; otherwise each is reloaded from the
+    files the grid used, one at a time, to keep memory low.
+    """
     from minae import plots, report
 
     out = Path(config.out)
-    baselines = {n: report.mean_image_bce(ds.x_train, ds.x_val) for n, ds in datasets.items()}
+    baselines, figures = {}, {}
+    for name, summary in result.data.items():
+        ds = datasets[name] if datasets else load(name, **reload_kwargs(config, summary))
+        baselines[name] = report.mean_image_bce(ds.x_train, ds.x_val)
+        records = [r for r in result.records if r["dataset"] == name]
+        if config.plots and records:
+            figures[name] = plots.plot_dataset(out, name, records, ds, baselines[name])
+        del ds
     rows = report.write_rankings(out, result.records, baselines, result.data)
-    figures = {}
-    if config.plots:
-        for name, ds in datasets.items():
-            records = [r for r in result.records if r["dataset"] == name]
-            if records:
-                figures[name] = plots.plot_dataset(out, name, records, ds, baselines[name])
     text = report.report_markdown(config, result.records, rows, baselines, result.data, figures,
                                   command, result.trained, result.skipped)
     atomic_write_text(out / "REPORT.md", text)

@@ -47,14 +47,15 @@ class History:
                 "epoch_seconds": self.epoch_seconds, "diverged_epoch": self.diverged_epoch}
 
 
-def _on_backend(model, x, name):
+def _on_backend(model, x, name, check=True):
     """Place a dataset on the model's device once; check it once."""
     if isinstance(x, np.ndarray) and model.backend.name != "numpy":
         x = model.backend.asarray(x)
     if x.dtype != model.backend.dtype(model.dtype):
         xp = get_namespace(x)
         x = xp.astype(x, model.backend.dtype(model.dtype))
-    model.check_input(x, name)
+    if check:
+        model.check_input(x, name)
     return x
 
 
@@ -98,7 +99,8 @@ def use_fast_step(model, optimizer, fast=None):
 
 
 def fit(model, x_train, x_val=None, *, epochs=100, batch_size=256, optimizer=None, seed=0,
-        progress=None, desc="train", on_epoch_end=None, eval_batch_size=1024, fast=None):
+        progress=None, desc="train", on_epoch_end=None, eval_batch_size=1024, fast=None,
+        check_data=True):
     """Train ``model`` on x_train (N, D) and return a History.
 
     optimizer:    any object with ``step(params, grads)``; default Adam().
@@ -107,14 +109,16 @@ def fit(model, x_train, x_val=None, *, epochs=100, batch_size=256, optimizer=Non
     on_epoch_end: called as on_epoch_end(epoch, history) after each epoch.
     fast:         use minae.fast.FastStep (same numbers, preallocated and in
                   place); None = on NumPy with Adam (see ``use_fast_step``).
+    check_data:   False skips the one-time checks of the data (finite, in
+                  [0, 1]) for callers that already made them, e.g. benchmarks.
     A loss that becomes NaN or infinite stops training: history.diverged_epoch
     says when, and the model keeps the weights it had then.
     """
     epochs = positive_int(epochs, "epochs")
     batch_size = positive_int(batch_size, "batch_size")
-    x_train = _on_backend(model, x_train, "x_train")
+    x_train = _on_backend(model, x_train, "x_train", check_data)
     if x_val is not None:
-        x_val = _on_backend(model, x_val, "x_val")
+        x_val = _on_backend(model, x_val, "x_val", check_data)
     optimizer = Adam() if optimizer is None else optimizer
     xp = get_namespace(x_train)
     n = x_train.shape[0]

@@ -10,8 +10,8 @@ Command line: ``python -m minae.data where`` and
 
 from minae.data.fetching import download
 from minae.data.idx import read_idx, write_idx
-from minae.data.loading import Dataset, SampleDataWarning, cache_root, load, where
+from minae.data.loading import Dataset, SampleDataWarning, cache_root, load, load_sample, where
 from minae.data.registry import DATASETS, get_info
 
 __all__ = ["DATASETS", "Dataset", "SampleDataWarning", "cache_root", "download", "get_info", "load",
-           "read_idx", "where", "write_idx"]
+           "load_sample", "read_idx", "where", "write_idx"]

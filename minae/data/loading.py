@@ -265,6 +265,23 @@ def load(name, data_dir=None, *, val_fraction=None, limit_train=None, limit_val=
                    source, location, canonical, split, notes)
 
 
+def load_sample(name, **kwargs):
+    """The bundled sample of ``name`` (mnist or fashion-mnist), asked for on purpose.
+
+    Same preparation and options as ``load``; no fallback warning, because
+    nothing fell back. Tutorials and quick experiments use it.
+    """
+    if find_files(SAMPLE_ROOT, name) is None:
+        samples = sorted(p.name for p in SAMPLE_ROOT.iterdir() if p.is_dir())
+        raise ValueError(f"there is no bundled sample of {name!r}; samples: {', '.join(samples)}")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SampleDataWarning)
+        ds = load(name, SAMPLE_ROOT, allow_download=False, **kwargs)
+    ds.source = SAMPLE
+    ds.notes = ["BUNDLED SAMPLE: a small real subset, not the full dataset", *ds.notes[1:]]
+    return ds
+
+
 def where(name, data_dir=None):
     """Say where ``load(name)`` would read from, without downloading anything."""
     get_info(name)

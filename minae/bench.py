@@ -1,0 +1,242 @@
+"""Benchmarks: minae against PyTorch eager and against the matmul bound.
+
+What it teaches: how to time fairly. Contenders run interleaved (A, B, C, A,
+B, C, ...) so that drifting machine load hits them all alike; each number is
+the median of several one-epoch timings; every contender does the same work
+(a shuffled epoch of Adam steps plus one validation pass) at the same thread
+count. The "matmul bound" is the same step's matrix multiplies alone: no
+implementation of this model can be faster than that.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from minae.backend import resolve_backend
+from minae.experiment import ORIGINAL_HIDDEN, ORIGINAL_LRS, GridConfig, run_grid
+from minae.model import Autoencoder
+from minae.optim import Adam
+from minae.train import fit
+
+
+def _torch():
+    try:
+        import torch
+    except ImportError:
+        return None
+    return torch
+
+
+def minae_epoch(hidden, x, x_val, backend, fast, batch_size=256):
+    """A callable that trains one more epoch of minae and returns its seconds."""
+    be = resolve_backend(backend)
+    x, x_val = be.asarray(x), be.asarray(x_val)
+    model = Autoencoder(x.shape[1], hidden, seed=0, backend=be)
+    opt = Adam(0.001, 0.9, 0.99, 1e-7)
+    epoch = [0]
+
+    def run():
+        epoch[0] += 1
+        be.synchronize()
+        start = time.perf_counter()
+        fit(model, x, x_val, epochs=1, batch_size=batch_size, optimizer=opt, seed=epoch[0],
+            progress=False, fast=fast, check_data=False)
+        be.synchronize()
+        return time.perf_counter() - start
+
+    return run
+
+
+def torch_epoch(hidden, x, x_val, device="cpu", batch_size=256):
+    """The same epoch in PyTorch eager: Linear+ReLU, BCEWithLogitsLoss, Adam."""
+    torch = _torch()
+    dev = torch.device(device)
+    xt, xv = torch.from_numpy(x).to(dev), torch.from_numpy(x_val).to(dev)
+    sizes = [x.shape[1], *hidden, x.shape[1]]
+    layers = []
+    for d_in, d_out in zip(sizes[:-1], sizes[1:]):
+        layers += [torch.nn.Linear(d_in, d_out), torch.nn.ReLU()]
+    net = torch.nn.Sequential(*layers[:-1]).to(dev)
+    opt = torch.optim.Adam(net.parameters(), lr=0.001, betas=(0.9, 0.99), eps=1e-7)
+    loss_fn = torch.nn.BCEWithLogitsLoss()
+    n = len(xt)
+
+    def sync():
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
+
+    def run():
+        sync()
+        start = time.perf_counter()
+        perm = torch.randperm(n, device=dev)
+        total = torch.zeros((), device=dev)
+        for i in range(0, n, batch_size):
+            xb = xt[perm[i:i + batch_size]]
+            loss = loss_fn(net(xb), xb)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            total += loss.detach() * len(xb)
+        with torch.no_grad():
+            val = sum(loss_fn(net(xv[i:i + 1024]), xv[i:i + 1024]) * len(xv[i:i + 1024])
+                      for i in range(0, len(xv), 1024)) / len(xv)
+        float(total), float(val)   # read both, as minae does once per epoch
+        sync()
+        return time.perf_counter() - start
+
+    return run
+
+
+def matmul_epoch(hidden, n, d, backend, batch_size=256):
+    """One epoch of just the step's matmuls (forward, dW, and dx but for layer 1)."""
+    be = resolve_backend(backend)
+    xp = be.xp
+    rng = np.random.default_rng(0)
+    sizes = [d, *hidden, d]
+    W = [be.asarray(rng.standard_normal((a, b)), "float32") for a, b in zip(sizes[:-1], sizes[1:])]
+    acts = [be.asarray(rng.standard_normal((batch_size, s)), "float32") for s in sizes]
+    grads = [xp.empty_like(w) for w in W]
+    douts = [be.asarray(rng.standard_normal((batch_size, s)), "float32") for s in sizes]
+    steps = -(-n // batch_size)
+
+    def run():
+        be.synchronize()
+        start = time.perf_counter()
+        for _ in range(steps):
+            for i, w in enumerate(W):
+                xp.matmul(acts[i], w, out=acts[i + 1])
+            for i in range(len(W) - 1, -1, -1):
+                xp.matmul(acts[i].T, douts[i + 1], out=grads[i])
+                if i > 0:
+                    xp.matmul(douts[i + 1], W[i].T, out=douts[i])
+        be.synchronize()
+        return time.perf_counter() - start
+
+    return run
+
+
+def interleave(contenders, reps, warmup=1):
+    """Run each contender ``warmup`` times, then ``reps`` rounds in turn."""
+    for _ in range(warmup):
+        for run in contenders.values():
+            run()
+    times = {name: [] for name in contenders}
+    for _ in range(reps):
+        for name, run in contenders.items():
+            times[name].append(run())
+    return times
+
+
+def per_epoch(x, x_val, hidden_list, backend, threads, reps, log=print):
+    """Median seconds per epoch of each contender, for each architecture."""
+    torch = _torch()
+    device = "cuda" if backend == "cupy" else "cpu"
+    if torch is not None and device == "cpu":
+        torch.set_num_threads(threads)
+    rows = []
+    for hidden in hidden_list:
+        contenders = {"minae": minae_epoch(hidden, x, x_val, backend, fast=True),
+                      "minae-reference": minae_epoch(hidden, x, x_val, backend, fast=False),
+                      "matmul-bound": matmul_epoch(hidden, len(x), x.shape[1], backend)}
+        if torch is not None:
+            contenders["pytorch"] = torch_epoch(hidden, x, x_val, device)
+        times = interleave(contenders, reps)
+        medians = {k: statistics.median(v) for k, v in times.items()}
+        row = {"hidden": list(hidden), "threads": threads, "median_s": medians, "all_s": times}
+        if "pytorch" in medians:
+            row["minae_over_pytorch"] = medians["minae"] / medians["pytorch"]
+        row["minae_over_matmul"] = medians["minae"] / medians["matmul-bound"]
+        rows.append(row)
+        log(format_epoch_row(row))
+    return rows
+
+
+def format_epoch_row(row):
+    m = row["median_s"]
+    text = (f"{','.join(map(str, row['hidden'])):>18} thr={row['threads']} minae {m['minae']:.3f}s "
+            f"reference {m['minae-reference']:.3f}s matmul-bound {m['matmul-bound']:.3f}s")
+    if "pytorch" in m:
+        text += f" pytorch {m['pytorch']:.3f}s  minae/pytorch {row['minae_over_pytorch']:.2f}"
+    return text + f"  minae/matmul {row['minae_over_matmul']:.2f}"
+
+
+def grid_wall(ds, epochs, jobs, backend, hidden_list=ORIGINAL_HIDDEN, lrs=ORIGINAL_LRS, log=print):
+    """Wall time of minae's grid (parallel workers) vs PyTorch's nine models in a row."""
+    out = tempfile.mkdtemp(prefix="minae-bench-")
+    config = GridConfig(datasets=(ds.name,), hidden=tuple(hidden_list), lrs=tuple(lrs), epochs=epochs,
+                        backend=backend, jobs=jobs, out=out, fresh=True, plots=False, quiet=True)
+    start = time.perf_counter()
+    run_grid(config, {ds.name: ds}, log=lambda msg: None)
+    minae_s = time.perf_counter() - start
+    result = {"epochs": epochs, "jobs": jobs, "runs": len(hidden_list) * len(lrs), "minae_s": minae_s}
+    torch = _torch()
+    if torch is not None:
+        device = "cuda" if backend == "cupy" else "cpu"
+        if device == "cpu":
+            torch.set_num_threads(os.cpu_count() or 1)
+        start = time.perf_counter()
+        for hidden in hidden_list:
+            for _ in lrs:
+                run = torch_epoch(hidden, ds.x_train, ds.x_val, device)
+                for _ in range(epochs):
+                    run()
+        result["pytorch_s"] = time.perf_counter() - start
+        result["minae_over_pytorch"] = minae_s / result["pytorch_s"]
+    log(f"grid of {result['runs']} runs x {epochs} epochs: minae ({jobs} jobs) {minae_s:.1f}s"
+        + (f", pytorch one after another {result['pytorch_s']:.1f}s, ratio "
+           f"{result['minae_over_pytorch']:.2f}" if "pytorch_s" in result else ""))
+    return result
+
+
+def _tree_rss_kib(pid):
+    """Resident memory (KiB) of a process and all its descendants, from /proc."""
+    total, stack = 0, [pid]
+    while stack:
+        p = stack.pop()
+        try:
+            status = Path(f"/proc/{p}/status").read_text()
+            total += next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:"))
+            for task in Path(f"/proc/{p}/task").iterdir():
+                stack += [int(c) for c in (task / "children").read_text().split()]
+        except (OSError, StopIteration, ValueError):
+            continue
+    return total
+
+
+def peak_memory(argv, interval=0.05):
+    """Run a command; return (peak summed RSS of its process tree in MiB, seconds, exit code)."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    peak = 0
+    while proc.poll() is None:
+        peak = max(peak, _tree_rss_kib(proc.pid))
+        time.sleep(interval)
+    return peak / 1024, time.perf_counter() - start, proc.returncode
+
+
+def memory_of_grid(data_dir, dataset, epochs, jobs, log=print):
+    """Peak memory of a whole grid run (training, report and figures)."""
+    with tempfile.TemporaryDirectory(prefix="minae-mem-") as out:
+        argv = [sys.executable, str(Path(__file__).resolve().parents[1] / "scripts" / "grid.py"),
+                "--datasets", dataset, "--epochs", str(epochs), "--jobs", str(jobs), "--out", out,
+                "--quiet"] + (["--data-dir", data_dir] if data_dir else [])
+        mib, seconds, code = peak_memory(argv)
+    result = {"dataset": dataset, "epochs": epochs, "jobs": jobs, "peak_rss_mib": mib,
+              "seconds": seconds, "exit_code": code}
+    log(f"memory: grid on {dataset} ({epochs} epochs, {jobs} jobs, with figures): peak {mib:.0f} MiB "
+        f"summed over all processes (exit {code})")
+    return result
+
+
+def write_json(path, payload):
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(json.dumps(payload, indent=1))

@@ -1,0 +1,90 @@
+"""Benchmark minae against PyTorch eager and the matmul bound.
+
+    python scripts/bench.py                      # CPU: per-epoch times, grid wall time, memory
+    python scripts/bench.py --backend cupy       # GPU: the same against PyTorch CUDA
+    python scripts/bench.py --backend cupy --full-grid   # the full original grid on the GPU
+
+Prints a table and writes bench-results/bench-<backend>.json. The logic lives
+in minae.bench.
+"""
+
+import argparse
+import os
+import platform
+import sys
+import time
+
+from threadpoolctl import threadpool_info, threadpool_limits
+
+from minae import bench
+from minae.backend import resolve_backend
+from minae.data import load
+from minae.experiment import ORIGINAL_HIDDEN, GridConfig, run_grid
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--backend", choices=["numpy", "cupy"], default="numpy")
+    p.add_argument("--dataset", default="fashion-mnist")
+    p.add_argument("--data-dir")
+    p.add_argument("--limit-train", type=int, help="time on a subset (default: the whole training split)")
+    p.add_argument("--threads", type=int, nargs="+", help="BLAS/torch threads per process "
+                   "(default: 1 and the number of cores)")
+    p.add_argument("--reps", type=int, default=5, help="timed epochs per contender (median reported)")
+    p.add_argument("--grid-epochs", type=int, default=2, help="epochs per run in the grid timing")
+    p.add_argument("--no-grid", action="store_true")
+    p.add_argument("--no-memory", action="store_true")
+    p.add_argument("--full-grid", action="store_true",
+                   help="also time the full original grid (both datasets, 18 runs, 100 epochs)")
+    p.add_argument("--out", default=None, help="JSON output (default bench-results/bench-<backend>.json)")
+    args = p.parse_args()
+
+    backend = resolve_backend(args.backend)
+    cores = os.cpu_count() or 1
+    ds = load(args.dataset, args.data_dir, limit_train=args.limit_train,
+              require_full=args.limit_train is None)
+    machine = {"platform": platform.platform(), "python": sys.version.split()[0], "cores": cores,
+               "cpu": platform.processor(), "blas": [
+                   {k: i.get(k) for k in ("internal_api", "version", "architecture", "num_threads")}
+                   for i in threadpool_info()],
+               "backend": backend.reason or backend.name,
+               "OPENBLAS_CORETYPE": os.environ.get("OPENBLAS_CORETYPE")}
+    torch = bench._torch()
+    if torch is not None:
+        machine["torch"] = torch.__version__
+        if args.backend == "cupy":
+            machine["gpu"] = torch.cuda.get_device_name(0)
+    print(f"# minae benchmark, {time.strftime('%Y-%m-%d %H:%M')}; {ds.describe()}")
+    print(f"# machine: {machine}")
+    payload = {"machine": machine, "dataset": ds.describe(), "n_train": len(ds.x_train),
+               "n_val": len(ds.x_val), "per_epoch": [], "grid": None, "memory": None}
+    threads = args.threads or ([1] if args.backend == "cupy" else sorted({1, cores}))
+    print(f"\n## seconds per epoch (median of {args.reps}, interleaved; "
+          "one epoch = train + validation pass)")
+    for t in threads:
+        with threadpool_limits(t):
+            payload["per_epoch"] += bench.per_epoch(ds.x_train, ds.x_val, ORIGINAL_HIDDEN, args.backend,
+                                                    t, args.reps)
+    if not args.no_grid:
+        print("\n## the nine-model grid of one dataset")
+        jobs = 1 if args.backend == "cupy" else cores
+        payload["grid"] = bench.grid_wall(ds, args.grid_epochs, jobs, args.backend)
+    if not args.no_memory and args.backend == "numpy":
+        print("\n## memory")
+        payload["memory"] = bench.memory_of_grid(args.data_dir, args.dataset, 1, cores)
+    if args.full_grid:
+        print("\n## the full original grid (mnist + fashion-mnist, 18 runs, 100 epochs)")
+        datasets = {n: load(n, args.data_dir) for n in ("mnist", "fashion-mnist")}
+        config = GridConfig(backend=args.backend, jobs=1 if args.backend == "cupy" else cores,
+                            out="bench-results/full-grid", fresh=True, plots=False, quiet=True)
+        start = time.perf_counter()
+        run_grid(config, datasets, log=lambda msg: None)
+        payload["full_grid_s"] = time.perf_counter() - start
+        print(f"full grid: {payload['full_grid_s']:.1f} s")
+    out = args.out or f"bench-results/bench-{args.backend}.json"
+    bench.write_json(out, payload)
+    print(f"\nwrote {out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,67 @@
+# %% [markdown]
+# # 2. A dense layer: forward, backward, and why db sums over the batch
+#
+# A dense layer maps a batch x of shape (N, D_in) to y = x @ W + b, with W of
+# shape (D_in, D_out) and b of shape (D_out,). Given the upstream gradient
+# dout = dL/dy of shape (N, D_out), the chain rule gives
+#
+#     dW = x.T @ dout      (D_in, N) @ (N, D_out) -> (D_in, D_out), like W
+#     db = dout.sum(0)     (D_out,), like b
+#     dx = dout @ W.T      (N, D_out) @ (D_out, D_in) -> (N, D_in), like x
+#
+# A quick way to remember them: every gradient has the shape of what it is
+# the gradient of, and there is only one way to multiply the available arrays
+# to get that shape.
+#
+# Why does db *sum* over the batch? b is added to every one of the N rows, so
+# a small change in b changes all N outputs; their effects on the loss add up.
+
+# %%
+import numpy as np
+from _tutorial import expect
+
+from minae import Dense
+from minae.gradcheck import check_layer, numerical_vjp, rel_error
+
+rng = np.random.default_rng(0)
+layer = Dense(4, 3, rng=rng, dtype="float64")   # float64: gradient checks need it (see tutorial 5)
+x = rng.standard_normal((5, 4))                  # N = 5, D_in = 4
+y = layer.forward(x)
+print("x", x.shape, "-> y", y.shape, "; W", layer.W.shape, "b", layer.b.shape)
+
+dout = rng.standard_normal(y.shape)              # a random upstream gradient
+dx = layer.backward(dout)
+print("dx", dx.shape, "dW", layer.dW.shape, "db", layer.db.shape)
+expect(dx.shape == x.shape and layer.dW.shape == layer.W.shape and layer.db.shape == layer.b.shape,
+       "every gradient has the shape of what it is the gradient of")
+
+# %% [markdown]
+# ## Checking each gradient numerically
+#
+# To check a layer whose output is an array, collapse it to a scalar with the
+# upstream gradient: L = sum(y * dout). Then dL/dx is exactly what
+# `backward(dout)` must return. A *random* dout matters: with all ones, a
+# backward that ignored dout would pass.
+
+# %%
+numeric_dW = numerical_vjp(lambda: layer.forward(x), layer.W, dout)
+print(f"dW relative error: {rel_error(layer.dW, numeric_dW):.2e}")
+errors = check_layer(layer, x, rng=rng)
+for name, err in errors.items():
+    print(f"d{name}: relative error {err:.2e}")
+expect(max(errors.values()) < 1e-7, "dx, dW and db all match finite differences (relative error < 1e-7)")
+
+# %% [markdown]
+# ## db really is a sum over the batch
+#
+# Double the batch by stacking x on itself: the gradient of b doubles, the
+# gradient of W doubles, and dx simply repeats.
+
+# %%
+layer.forward(np.vstack([x, x]))
+layer.backward(np.vstack([dout, dout]))
+db_double = layer.db.copy()
+layer.forward(x)
+layer.backward(dout)
+print("db for the batch:", layer.db.round(4), "\ndb for the batch twice:", db_double.round(4))
+expect(np.allclose(db_double, 2 * layer.db), "stacking the batch twice doubles db")

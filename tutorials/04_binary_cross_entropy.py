@@ -1,0 +1,80 @@
+# %% [markdown]
+# # 4. Binary cross-entropy: from logits, and why its gradient is so simple
+#
+# An autoencoder for images in [0, 1] outputs one probability per pixel,
+# p = sigmoid(z), and is scored against the input x itself with
+#
+#     BCE = -mean( x log p + (1 - x) log(1 - p) )
+#
+# averaged over all N * D pixels of the batch. Differentiate one term with
+# respect to p and then through the sigmoid (dp/dz = p(1 - p)):
+#
+#     dBCE/dp = (p - x) / (p (1 - p)) / (N D)
+#     dBCE/dz = dBCE/dp * p (1 - p) = (p - x) / (N D)
+#
+# The p(1 - p) cancels. This is why minae fuses the sigmoid into the loss:
+# the gradient that enters the network is just "prediction minus target".
+
+# %%
+import warnings
+
+import numpy as np
+from _tutorial import expect
+
+from minae import bce, bce_with_logits, sigmoid
+from minae.gradcheck import assert_close, numerical_gradient
+
+rng = np.random.default_rng(0)
+z = 2 * rng.standard_normal((3, 5))     # logits: N = 3 images of D = 5 pixels
+x = rng.uniform(size=(3, 5))            # targets in [0, 1]
+loss, dz = bce_with_logits(z, x)
+print(f"BCE = {float(loss):.6f}")
+expect(np.allclose(dz, (sigmoid(z) - x) / 15), "the fused gradient is (sigmoid(z) - x) / (N*D)")
+err = assert_close(dz, numerical_gradient(lambda: bce_with_logits(z, x, check=False)[0], z))
+expect(err < 1e-7, f"and it matches finite differences (relative error {err:.1e} < 1e-7)")
+
+# The probability form, chained through the sigmoid by hand, gives the same:
+p = sigmoid(z)
+_, dp = bce(p, x)
+expect(np.allclose(dp * p * (1 - p), dz), "dBCE/dp * p(1-p) equals the fused gradient: p(1-p) cancels")
+
+# %% [markdown]
+# ## Computing BCE from logits
+#
+# With p = sigmoid(z), log p = -log(1 + exp(-z)) and log(1 - p) = -z - log(1 + exp(-z)).
+# Substituting and tidying up gives a form that never takes log(0) and never
+# overflows:
+#
+#     per-pixel loss = max(z, 0) - z x + log(1 + exp(-|z|))
+#
+# All-zero logits mean p = 1/2 everywhere, so the loss is log 2 whatever x is.
+
+# %%
+loss0, _ = bce_with_logits(np.zeros((2, 4)), rng.uniform(size=(2, 4)))
+print(f"all-zero logits: BCE = {float(loss0):.12f}, ln 2 = {np.log(2):.12f}")
+expect(abs(float(loss0) - np.log(2)) < 1e-15, "all-zero logits give exactly ln 2")
+
+# %% [markdown]
+# ## What goes wrong with naive logs
+#
+# A confident, wrong prediction: z = -40 for a white pixel (x = 1). In float32
+# sigmoid(-40) is about 4e-18, but 1 - sigmoid(40) rounds to 0, and log(0) is
+# -inf. The probability form clips p to [1e-7, 1 - 1e-7] to survive, which
+# caps the loss and zeroes the gradient exactly where the model is most wrong.
+# The logits form gets both right.
+
+# %%
+z_bad = np.array([[-40.0, 40.0]], dtype=np.float32)
+x_bad = np.array([[1.0, 0.0]], dtype=np.float32)
+with warnings.catch_warnings(record=True):
+    warnings.simplefilter("always")
+    p_bad = 1 / (1 + np.exp(-z_bad))
+    naive = -np.mean(x_bad * np.log(p_bad) + (1 - x_bad) * np.log(1 - p_bad))
+clipped, dp_clipped = bce(p_bad, x_bad)
+exact, dz_exact = bce_with_logits(z_bad, x_bad)
+print(f"naive logs: {naive}, clipped probabilities: {float(clipped):.3f}, from logits: {float(exact):.3f}")
+expect(not np.isfinite(naive), "naive logs give an infinite loss")
+expect(abs(float(exact) - 40.0) < 1e-4, "the logits form gives the true loss, 40 per pixel")
+expect(float(clipped) < 17, "clipping caps the loss at -ln(1e-7), about 16.1")
+expect(np.all(dp_clipped == 0) and np.all(np.abs(dz_exact) > 0.49),
+       "clipping kills the gradient; the logits form still pushes with (p - x)/(N*D) = -/+ 1/2")
