@@ -159,14 +159,23 @@ def settings_key(settings):
 # One run
 # ---------------------------------------------------------------------------
 
-def knn_accuracy(train_codes, train_labels, val_codes, val_labels, k=KNN_K):
-    """Accuracy of a k-nearest-neighbour vote (Euclidean) on the codes."""
-    # |a - b|^2 = |a|^2 - 2 a.b + |b|^2; |a|^2 is the same for every b, so drop it.
-    d = (train_codes**2).sum(1)[None, :] - 2.0 * val_codes @ train_codes.T   # (N_val, N_train)
-    nearest = np.argpartition(d, k - 1, axis=1)[:, :k]
-    votes = train_labels[nearest]                                            # (N_val, k)
-    counts = np.apply_along_axis(np.bincount, 1, votes, minlength=int(train_labels.max()) + 1)
-    return float(np.mean(counts.argmax(1) == val_labels))
+def knn_accuracy(train_codes, train_labels, val_codes, val_labels, k=KNN_K, chunk=500):
+    """Accuracy of a k-nearest-neighbour vote (Euclidean) on the codes.
+
+    train_codes: (N_train, Z), val_codes: (N_val, Z); labels are small ints.
+    Ties in the vote go to the smaller label.
+    """
+    n_classes = int(max(train_labels.max(), val_labels.max())) + 1
+    sq_train = (train_codes**2).sum(1)                                       # (N_train,)
+    correct = 0
+    for start in range(0, len(val_codes), chunk):   # chunks bound the distance matrix's memory
+        # |a - b|^2 = |a|^2 - 2 a.b + |b|^2; |a|^2 is the same for every b, so drop it.
+        d = sq_train[None, :] - 2.0 * val_codes[start:start + chunk] @ train_codes.T
+        nearest = np.argpartition(d, k - 1, axis=1)[:, :k]                   # (chunk, k)
+        votes = train_labels[nearest]
+        counts = (votes[:, :, None] == np.arange(n_classes)).sum(1)         # (chunk, classes)
+        correct += int(np.sum(counts.argmax(1) == val_labels[start:start + chunk]))
+    return correct / len(val_codes)
 
 
 def _probe_rows(n, limit, seed):
@@ -355,9 +364,9 @@ def run_grid(config, datasets=None, log=print):
     if config.backend == "auto":
         log(f"backend: {backend.reason}")
     datasets = prepare_data(config) if datasets is None else datasets
-    for ds in datasets.values():
-        log("data: " + ds.describe())
     result = GridResult(data={n: DataSummary.of(ds) for n, ds in datasets.items()})
+    for name in datasets:
+        log("data: " + datasets[name].describe())
     todo = []
     for name in config.datasets:
         for hidden in config.hidden:

@@ -30,10 +30,14 @@ def mean_image_bce(x_train, x_val):
     """Validation BCE of always predicting the training set's mean image.
 
     x_train: (N, D), x_val: (M, D) in [0, 1]. Uses the probability form of
-    BCE, whose clipping keeps always-black corner pixels finite.
+    BCE, whose clipping keeps always-black corner pixels finite. The
+    prediction is the same for every image and BCE is linear in the target,
+    so the mean over images equals the BCE against the mean validation image:
+    one row instead of M (no (M, D) temporaries).
     """
-    mean = x_train.astype(np.float64).mean(axis=0)                       # (D,)
-    return float(bce_loss(np.broadcast_to(mean, x_val.shape), x_val.astype(np.float64)))
+    predicted = x_train.mean(axis=0, dtype=np.float64)[None, :]          # (1, D)
+    target = x_val.mean(axis=0, dtype=np.float64)[None, :]               # (1, D)
+    return float(bce_loss(predicted, target))
 
 
 def rank(records):

@@ -62,7 +62,9 @@ def parse_idx(data: bytes, name="IDX data") -> np.ndarray:
     if len(data) - header != expected:
         raise DataError(f"{name}: the header says shape {shape} ({expected} bytes of data) but the "
                         f"file holds {len(data) - header} bytes after the header; {_FIX}")
-    return np.frombuffer(data, dtype=dtype, offset=header).reshape(shape).astype(dtype.newbyteorder("="))
+    # copy=False: uint8 needs no byte swap, so the array can stay a view of ``data``.
+    return np.frombuffer(data, dtype=dtype, offset=header).reshape(shape).astype(
+        dtype.newbyteorder("="), copy=False)
 
 
 def read_idx(path) -> np.ndarray:

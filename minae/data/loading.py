@@ -214,7 +214,9 @@ def locate(name, data_dir=None, *, allow_download=True, mirrors=None, timeout=30
 
 def flatten(images):
     """(N, 28, 28) uint8 -> (N, 784) float32 in [0, 1], as the original (x / 255)."""
-    return images.reshape(len(images), -1).astype(np.float32) / np.float32(255)
+    x = images.reshape(len(images), -1).astype(np.float32)
+    x /= np.float32(255)   # in place: a full-size float copy less at peak
+    return x
 
 
 def _subset(n, limit, rng):
@@ -261,8 +263,11 @@ def load(name, data_dir=None, *, val_fraction=None, limit_train=None, limit_val=
     va = _subset(len(va_x), limit_val, np.random.default_rng([seed, 3]))
     if len(tr) < len(tr_x) or len(va) < len(va_x):
         notes = [*notes, f"seeded subsets: {len(tr)} of {len(tr_x)} train, {len(va)} of {len(va_x)} val"]
-    return Dataset(name, flatten(tr_x[tr]), tr_y[tr].copy(), flatten(va_x[va]), va_y[va].copy(),
-                   source, location, canonical, split, notes)
+    def pick(a, rows):   # no copy when the whole split is kept
+        return a if len(rows) == len(a) else a[rows]
+
+    return Dataset(name, flatten(pick(tr_x, tr)), pick(tr_y, tr).copy(), flatten(pick(va_x, va)),
+                   pick(va_y, va).copy(), source, location, canonical, split, notes)
 
 
 def load_sample(name, **kwargs):
