@@ -169,15 +169,20 @@ def format_epoch_row(row):
     return text + f"  minae/matmul {row['minae_over_matmul']:.2f}"
 
 
-def grid_wall(ds, epochs, jobs, backend, hidden_list=ORIGINAL_HIDDEN, lrs=ORIGINAL_LRS, log=print):
-    """Wall time of minae's grid (parallel workers) vs PyTorch's nine models in a row."""
-    out = tempfile.mkdtemp(prefix="minae-bench-")
-    config = GridConfig(datasets=(ds.name,), hidden=tuple(hidden_list), lrs=tuple(lrs), epochs=epochs,
-                        backend=backend, jobs=jobs, out=out, fresh=True, plots=False, quiet=True)
-    start = time.perf_counter()
-    run_grid(config, {ds.name: ds}, log=lambda msg: None)
-    minae_s = time.perf_counter() - start
-    result = {"epochs": epochs, "jobs": jobs, "runs": len(hidden_list) * len(lrs), "minae_s": minae_s}
+def grid_wall(ds, epochs, jobs, backend, hidden_list=ORIGINAL_HIDDEN, lrs=ORIGINAL_LRS, log=print,
+              engines=("auto", "stacked")):
+    """Wall time of minae's grid (each engine) vs PyTorch's nine models in a row."""
+    result = {"epochs": epochs, "jobs": jobs, "runs": len(hidden_list) * len(lrs), "engines": {}}
+    for engine in engines:
+        out = tempfile.mkdtemp(prefix="minae-bench-")
+        config = GridConfig(datasets=(ds.name,), hidden=tuple(hidden_list), lrs=tuple(lrs), epochs=epochs,
+                            backend=backend, jobs=jobs, out=out, fresh=True, plots=False, quiet=True,
+                            engine=engine)
+        start = time.perf_counter()
+        run_grid(config, {ds.name: ds}, log=lambda msg: None)
+        result["engines"][engine] = time.perf_counter() - start
+    minae_s = result["minae_s"] = min(result["engines"].values())
+    result["best_engine"] = min(result["engines"], key=result["engines"].get)
     torch = _torch()
     if torch is not None:
         device = "cuda" if backend == "cupy" else "cpu"
@@ -191,8 +196,9 @@ def grid_wall(ds, epochs, jobs, backend, hidden_list=ORIGINAL_HIDDEN, lrs=ORIGIN
                     run()
         result["pytorch_s"] = time.perf_counter() - start
         result["minae_over_pytorch"] = minae_s / result["pytorch_s"]
-    log(f"grid of {result['runs']} runs x {epochs} epochs: minae ({jobs} jobs) {minae_s:.1f}s"
-        + (f", pytorch one after another {result['pytorch_s']:.1f}s, ratio "
+    engines_text = ", ".join(f"engine {e} {s:.1f}s" for e, s in result["engines"].items())
+    log(f"grid of {result['runs']} runs x {epochs} epochs: minae ({jobs} jobs) {engines_text}"
+        + (f"; pytorch one after another {result['pytorch_s']:.1f}s; best minae / pytorch "
            f"{result['minae_over_pytorch']:.2f}" if "pytorch_s" in result else ""))
     return result
 

@@ -18,6 +18,7 @@ from tqdm.auto import tqdm
 from minae.backend import BACKENDS
 from minae.errors import MinaeError
 from minae.experiment import (
+    ENGINES,
     ORIGINAL_DATASETS,
     ORIGINAL_HIDDEN,
     ORIGINAL_LRS,
@@ -98,6 +99,10 @@ def build_parser():
     r.add_argument("--backend", choices=BACKENDS, default="numpy", help="default numpy")
     r.add_argument("--jobs", type=_positive_int,
                    help="parallel worker processes (default: number of cores on numpy, 1 on cupy)")
+    r.add_argument("--engine", choices=ENGINES, default="auto",
+                   help="how runs are trained, same math: reference (model.loss + Adam.step), fast "
+                        "(preallocated, in place; fused kernels on CuPy), stacked (all learning rates of "
+                        "an architecture at once); auto = fast on numpy, reference on cupy")
     r.add_argument("--out", default="results", help="output folder (default results/)")
     r.add_argument("--fresh", action="store_true", help="retrain even runs already finished in --out")
     r.add_argument("--no-plots", action="store_true", help="skip the figures")
@@ -122,7 +127,8 @@ def config_from_args(args):
     quiet = args.quiet or not sys.stderr.isatty()
     config = GridConfig(**values, backend=args.backend, data_dir=args.data_dir,
                         require_full=args.require_full, val_fraction=args.val_fraction, out=args.out,
-                        jobs=jobs, fresh=args.fresh, plots=not args.no_plots, quiet=quiet)
+                        jobs=jobs, fresh=args.fresh, plots=not args.no_plots, quiet=quiet,
+                        engine=args.engine)
     config.validate()
     return config
 

@@ -38,11 +38,12 @@ from minae.data import load
 from minae.data.registry import get_info
 from minae.model import Autoencoder, positive_int
 from minae.optim import FORMS, Adam, check_lr
-from minae.train import fit
+from minae.train import fit, use_fast_step
 
 ORIGINAL_HIDDEN = ((32, 16, 32), (64, 32, 16, 32, 64), (128, 64, 32, 64, 128))
 ORIGINAL_LRS = (0.1, 0.01, 0.001)
 ORIGINAL_DATASETS = ("mnist", "fashion-mnist")
+ENGINES = ("auto", "reference", "fast", "stacked")
 KNN_K = 5
 KNN_TRAIN, KNN_VAL = 5000, 2000   # rows used for the k-NN probe of the codes
 
@@ -73,6 +74,11 @@ class GridConfig:
     fresh: bool = False
     plots: bool = True
     quiet: bool = False
+    # How runs are trained (the math is the same): "reference" = model.loss +
+    # Adam.step; "fast" = minae.fast (fused CuPy kernels on a GPU); "stacked" =
+    # every learning rate of an architecture in one stack (minae.sweep);
+    # "auto" = fast on NumPy, reference on CuPy (until GPU parity is shown).
+    engine: str = "auto"
 
     def validate(self):
         """Raise ValueError for any bad setting, before anything is trained."""
@@ -95,6 +101,8 @@ class GridConfig:
         positive_int(self.epochs, "epochs")
         positive_int(self.batch_size, "batch size")
         positive_int(self.jobs, "jobs")
+        if self.engine not in ENGINES:
+            raise ValueError(f"unknown engine {self.engine!r}; choose one of {ENGINES}")
         if self.adam_form not in FORMS:
             raise ValueError(f"unknown Adam form {self.adam_form!r}; choose one of {FORMS}")
 
@@ -204,18 +212,23 @@ def code_probe(model, ds, seed=0):
     }
 
 
-def train_run(settings, ds, out_dir, progress=None):
-    """Train one configuration on ``ds``; write its checkpoint and record.
-
-    progress: None or a callable(epoch, train_bce, val_bce) for live display.
-    Returns the record (a JSON-ready dict).
-    """
-    key = settings_key(settings)
-    run_dir = Path(out_dir) / "runs" / settings["dataset"]
+def _new_model(settings, ds):
     model = Autoencoder(ds.x_train.shape[1], settings["hidden"], seed=settings["seed"],
                         dtype=settings["dtype"], backend=settings["backend"])
     optimizer = Adam(settings["lr"], settings["beta1"], settings["beta2"], settings["eps"],
                      settings["adam_form"])
+    return model, optimizer
+
+
+def train_run(settings, ds, out_dir, progress=None, engine="auto"):
+    """Train one configuration on ``ds``; write its checkpoint and record.
+
+    progress: None or a callable(epoch, train_bce, val_bce) for live display.
+    engine:   "auto", "reference" or "fast" (see GridConfig).
+    Returns the record (a JSON-ready dict).
+    """
+    model, optimizer = _new_model(settings, ds)
+    fast = {"auto": None, "reference": False, "fast": True}[engine]
     start = time.perf_counter()
 
     def on_epoch_end(epoch, history):
@@ -227,8 +240,40 @@ def train_run(settings, ds, out_dir, progress=None):
     with np.errstate(over="ignore", invalid="ignore"):
         history = fit(model, ds.x_train, ds.x_val, epochs=settings["epochs"],
                       batch_size=settings["batch_size"], optimizer=optimizer, seed=settings["seed"],
-                      progress=False, on_epoch_end=on_epoch_end)
+                      progress=False, on_epoch_end=on_epoch_end, fast=fast)
+    used = "fast" if use_fast_step(model, optimizer, fast) else "reference"
+    return finish_run(settings, model, history, time.perf_counter() - start, ds, out_dir, used)
+
+
+def train_group(group, ds, out_dir, progress=None):
+    """Train runs that differ only in learning rate (and seed) as one stack.
+
+    progress: None or a callable(key, epoch, train_bce, val_bce).
+    Returns their records; each run's seconds are the whole group's.
+    """
+    from minae.sweep import fit_stacked
+
+    models, optimizers = zip(*(_new_model(s, ds) for s in group))
+    keys = [settings_key(s) for s in group]
+    start = time.perf_counter()
+
+    def on_epoch_end(k, epoch, history):
+        if progress is not None:
+            progress(keys[k], epoch, history.train_bce[-1], history.val_bce[-1])
+
+    with np.errstate(over="ignore", invalid="ignore"):
+        histories = fit_stacked(list(models), list(optimizers), ds.x_train, ds.x_val,
+                                epochs=group[0]["epochs"], batch_size=group[0]["batch_size"],
+                                seeds=[s["seed"] for s in group], on_epoch_end=on_epoch_end)
     seconds = time.perf_counter() - start
+    return [finish_run(s, m, h, seconds, ds, out_dir, "stacked")
+            for s, m, h in zip(group, models, histories)]
+
+
+def finish_run(settings, model, history, seconds, ds, out_dir, engine):
+    """Save a trained run's checkpoint, probe it, and write its record last."""
+    key = settings_key(settings)
+    run_dir = Path(out_dir) / "runs" / settings["dataset"]
     diverged = history.diverged
     checkpoint = run_dir / f"{key}.npz"
     model.save(checkpoint, extra={"settings": settings, "key": key})
@@ -243,7 +288,7 @@ def train_run(settings, ds, out_dir, progress=None):
         "val_bce": None if diverged else history.val_bce[-1],
         "history": {"train_bce": [finite(v) for v in history.train_bce],
                     "val_bce": [finite(v) for v in history.val_bce]},
-        "seconds": seconds, "epoch_seconds": history.epoch_seconds,
+        "seconds": seconds, "epoch_seconds": history.epoch_seconds, "engine": engine,
         **(dict.fromkeys(("knn_accuracy", "output_spread", "dead_fraction")) if diverged
            else code_probe(model, ds, settings["seed"])),
         "checkpoint": str(checkpoint.relative_to(out_dir)),
@@ -292,7 +337,7 @@ def _worker_data(name):
     return cache[name]
 
 
-def _worker_run(settings, out_dir):
+def _worker_run(settings, out_dir, engine):
     events = _WORKER["events"]
     key = settings_key(settings)
     events.put(("start", key, os.getpid()))
@@ -300,7 +345,7 @@ def _worker_run(settings, out_dir):
     def progress(epoch, train_bce, val_bce):
         events.put(("epoch", key, epoch, train_bce, val_bce))
 
-    return train_run(settings, _worker_data(settings["dataset"]), out_dir, progress)
+    return train_run(settings, _worker_data(settings["dataset"]), out_dir, progress, engine)
 
 
 # ---------------------------------------------------------------------------
@@ -383,8 +428,13 @@ def run_grid(config, datasets=None, log=print):
     jobs = min(config.jobs, max(1, len(todo)))
     overall = tqdm(total=len(todo), desc="grid", unit="run", disable=config.quiet, dynamic_ncols=True)
     try:
-        if jobs == 1 or backend.name != "numpy":
-            _run_serial(todo, datasets, out, overall, result, log, config.quiet)
+        if config.engine == "stacked":
+            if jobs > 1:
+                log("engine stacked: the learning rates of each architecture train together in this "
+                    "process; --jobs is not used")
+            _run_stacked(todo, datasets, out, overall, result, log, config)
+        elif jobs == 1 or backend.name != "numpy":
+            _run_serial(todo, datasets, out, overall, result, log, config)
         else:
             # The workers load their own copies; drop ours to bound peak memory.
             datasets = None
@@ -414,22 +464,47 @@ def _finished(record, result, overall, log):
     log(f"done: {_describe(record)}: {val} ({record['seconds']:.1f} s)")
 
 
-def _run_serial(todo, datasets, out, overall, result, log, quiet):
+def _one_blas_thread(settings):
+    """One BLAS thread, as in the workers, so --jobs 1 and --jobs N agree bit for bit."""
     from threadpoolctl import threadpool_limits
 
+    return threadpool_limits(1 if settings["backend"] == "numpy" else None)
+
+
+def _run_serial(todo, datasets, out, overall, result, log, config):
     for settings in todo:
         bar = tqdm(total=settings["epochs"], desc=_describe(settings), unit="epoch", leave=False,
-                   disable=quiet, dynamic_ncols=True)
+                   disable=config.quiet, dynamic_ncols=True)
 
         def progress(epoch, train_bce, val_bce, bar=bar):
             bar.update(1)
             bar.set_postfix(train=f"{train_bce:.4f}", val=f"{val_bce:.4f}")
 
-        # One BLAS thread, as in the workers, so --jobs 1 and --jobs N agree bit for bit.
-        with threadpool_limits(1 if settings["backend"] == "numpy" else None):
-            record = train_run(settings, datasets[settings["dataset"]], out, progress)
+        with _one_blas_thread(settings):
+            record = train_run(settings, datasets[settings["dataset"]], out, progress, config.engine)
         bar.close()
         _finished(record, result, overall, log)
+        write_results(out, result.records)
+
+
+def _run_stacked(todo, datasets, out, overall, result, log, config):
+    groups = {}
+    for settings in todo:   # the runs of one (dataset, architecture) differ only in lr and seed
+        groups.setdefault((settings["dataset"], tuple(settings["hidden"])), []).append(settings)
+    for (name, _), group in groups.items():
+        bars = {settings_key(s): tqdm(total=s["epochs"], desc=_describe(s), unit="epoch", leave=False,
+                                      disable=config.quiet, dynamic_ncols=True) for s in group}
+
+        def progress(key, epoch, train_bce, val_bce, bars=bars):
+            bars[key].update(1)
+            bars[key].set_postfix(train=f"{train_bce:.4f}", val=f"{val_bce:.4f}")
+
+        with _one_blas_thread(group[0]):
+            records = train_group(group, datasets[name], out, progress)
+        for bar in bars.values():
+            bar.close()
+        for record in records:
+            _finished(record, result, overall, log)
         write_results(out, result.records)
 
 
@@ -461,7 +536,7 @@ def _run_parallel(todo, config, out, jobs, overall, result, log):
     pool = ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_worker_init,
                                initargs=(load_kwargs, events))
     try:
-        pending = {pool.submit(_worker_run, s, str(out)) for s in todo}
+        pending = {pool.submit(_worker_run, s, str(out), config.engine) for s in todo}
         while pending:
             done, pending = wait(pending, return_when=FIRST_COMPLETED)
             for future in done:

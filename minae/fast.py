@@ -68,7 +68,8 @@ class FastStep:
         widths = [layer.W.shape[1] for layer in model.dense]      # H_1 .. H_k, D
         self.act = [xp.empty((n, w), dtype=dtype) for w in widths]           # post-ReLU / logits
         self.dh = [xp.empty((n, w), dtype=dtype) for w in widths[:-1]]       # dL/d(hidden)
-        self.mask = [xp.empty((n, w), dtype=bool) for w in widths[:-1]]
+        self.widths = widths[:-1]
+        self.mask = [xp.empty((n, w), dtype=bool) for w in self.widths]
         self.zeros = {w: xp.zeros((n, w), dtype=dtype) for w in set(widths)}
         self.e = xp.empty((n, d), dtype=dtype)
         self.t = xp.empty((n, d), dtype=dtype)
@@ -86,8 +87,7 @@ class FastStep:
         for layer, act in zip(dense[:-1], self.act[:-1]):
             a = act[:n]
             xp.matmul(h, layer.W, out=a)
-            a += layer.b
-            xp.maximum(a, self.zeros[a.shape[1]][:n], out=a)
+            self._bias_relu(a, layer.b)
             h = a
         z = self.act[-1][:n]
         xp.matmul(h, dense[-1].W, out=z)
@@ -100,13 +100,23 @@ class FastStep:
             xp.matmul(inp.T, g, out=layer.dW)
             xp.sum(g, axis=0, out=layer.db)   # b is added to every row: sum over the batch
             if i > 0:
-                dh, mask = self.dh[i - 1][:n], self.mask[i - 1][:n]
+                dh = self.dh[i - 1][:n]
                 xp.matmul(g, layer.W.T, out=dh)
-                xp.greater(inp, 0, out=mask)
-                xp.multiply(dh, mask, out=dh)
+                self._relu_backward(dh, inp)
                 g = dh
         self._adam()
         return loss
+
+    def _bias_relu(self, a, b):
+        """a = max(a + b, 0) in place; a: (n, H) matmul output, b: (H,)."""
+        a += b
+        self.xp.maximum(a, self.zeros[a.shape[1]][: a.shape[0]], out=a)
+
+    def _relu_backward(self, dh, h):
+        """dh *= (h > 0) in place; h is the ReLU's output (> 0 exactly where its input was)."""
+        mask = self.mask[self.widths.index(h.shape[1])][: h.shape[0]]
+        self.xp.greater(h, 0, out=mask)
+        self.xp.multiply(dh, mask, out=dh)
 
     def _bce(self, z, x):
         """Mean BCE from logits z and dz = (sigmoid(z) - x) / (n * D), in place.

@@ -98,6 +98,15 @@ def use_fast_step(model, optimizer, fast=None):
     return bool(fast)
 
 
+def make_fast_step(model, optimizer, batch_size):
+    """FastStep, or on CuPy its fused-kernel subclass (minae.kernels)."""
+    if model.backend.name == "cupy":
+        from minae.kernels import CupyFastStep
+
+        return CupyFastStep(model, optimizer, batch_size)
+    return FastStep(model, optimizer, batch_size)
+
+
 def fit(model, x_train, x_val=None, *, epochs=100, batch_size=256, optimizer=None, seed=0,
         progress=None, desc="train", on_epoch_end=None, eval_batch_size=1024, fast=None,
         check_data=True):
@@ -123,7 +132,7 @@ def fit(model, x_train, x_val=None, *, epochs=100, batch_size=256, optimizer=Non
     xp = get_namespace(x_train)
     n = x_train.shape[0]
     rng = np.random.default_rng(seed)
-    step = FastStep(model, optimizer, batch_size) if use_fast_step(model, optimizer, fast) else None
+    step = make_fast_step(model, optimizer, batch_size) if use_fast_step(model, optimizer, fast) else None
     if step is not None:   # the batch is gathered into one reused buffer
         batch = xp.empty((batch_size, x_train.shape[1]), dtype=x_train.dtype)
     history = History()

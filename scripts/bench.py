@@ -68,7 +68,8 @@ def main():
     if not args.no_grid:
         print("\n## the nine-model grid of one dataset")
         jobs = 1 if args.backend == "cupy" else cores
-        payload["grid"] = bench.grid_wall(ds, args.grid_epochs, jobs, args.backend)
+        engines = ("reference", "fast", "stacked") if args.backend == "cupy" else ("auto", "stacked")
+        payload["grid"] = bench.grid_wall(ds, args.grid_epochs, jobs, args.backend, engines=engines)
     if not args.no_memory and args.backend == "numpy":
         print("\n## memory")
         payload["memory"] = bench.memory_of_grid(args.data_dir, args.dataset, 1, cores)

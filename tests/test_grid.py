@@ -96,6 +96,18 @@ def test_jobs_1_and_jobs_2_give_bitwise_identical_results(finished, tmp_path):
     assert outcome(out2) == outcome(finished)
 
 
+def test_every_engine_gives_the_same_results(finished, tmp_path):
+    ref = tmp_path / "reference"
+    assert main([*TINY, "--out", str(ref), "--jobs", "1", "--no-plots", "--engine", "reference"]) == 0
+    assert outcome(ref) == outcome(finished)   # the fast step is bitwise the reference on NumPy
+    stacked = tmp_path / "stacked"
+    assert main([*TINY, "--out", str(stacked), "--no-plots", "--engine", "stacked"]) == 0
+    by_key = {r["key"]: r for r in results(finished)}
+    for r in results(stacked):
+        assert r["engine"] == "stacked"
+        np.testing.assert_allclose(r["history"]["val_bce"], by_key[r["key"]]["history"]["val_bce"], rtol=1e-4)
+
+
 def test_a_killed_grid_resumes_to_the_uninterrupted_results(finished, tmp_path):
     out = tmp_path / "killed"
     cmd = [sys.executable, str(ROOT / "scripts" / "grid.py"), *TINY, "--out", str(out), "--jobs", "1",
