@@ -101,6 +101,11 @@ class GridConfig:
         positive_int(self.epochs, "epochs")
         positive_int(self.batch_size, "batch size")
         positive_int(self.jobs, "jobs")
+        for name in ("limit_train", "limit_val"):
+            if getattr(self, name) is not None:
+                positive_int(getattr(self, name), name.replace("_", " "))
+        if self.val_fraction is not None and not 0.0 < self.val_fraction < 1.0:
+            raise ValueError(f"val fraction must be between 0 and 1 (exclusive), got {self.val_fraction}")
         if self.engine not in ENGINES:
             raise ValueError(f"unknown engine {self.engine!r}; choose one of {ENGINES}")
         if self.adam_form not in FORMS:
@@ -431,7 +436,7 @@ def run_grid(config, datasets=None, log=print):
         if config.engine == "stacked":
             if jobs > 1:
                 log("engine stacked: the learning rates of each architecture train together in this "
-                    "process; --jobs is not used")
+                    "process (BLAS uses every core); --jobs is not used")
             _run_stacked(todo, datasets, out, overall, result, log, config)
         elif jobs == 1 or backend.name != "numpy":
             _run_serial(todo, datasets, out, overall, result, log, config)
@@ -499,8 +504,8 @@ def _run_stacked(todo, datasets, out, overall, result, log, config):
             bars[key].update(1)
             bars[key].set_postfix(train=f"{train_bce:.4f}", val=f"{val_bce:.4f}")
 
-        with _one_blas_thread(group[0]):
-            records = train_group(group, datasets[name], out, progress)
+        # One process trains the whole stack, so BLAS may use every core here.
+        records = train_group(group, datasets[name], out, progress)
         for bar in bars.values():
             bar.close()
         for record in records:

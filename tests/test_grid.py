@@ -145,6 +145,8 @@ def test_a_diverging_configuration_is_recorded_and_the_grid_goes_on(tmp_path):
     (["--backend", "tpu"], "invalid choice: 'tpu'"),
     (["--epochs", "0"], "must be a positive integer"),
     (["--beta2", "1.0"], "beta2 must be in [0, 1)"),
+    (["--val-fraction", "1.5"], "val fraction must be between 0 and 1"),
+    (["--limit-train", "0"], "must be a positive integer"),
 ])
 def test_bad_flags_fail_before_any_training(flags, message, tmp_path, capsys):
     out = tmp_path / "never"
