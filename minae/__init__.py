@@ -1,7 +1,8 @@
 """minae: autoencoders from scratch in NumPy/CuPy, every gradient by hand.
 
 Read the modules in this order: backend, layers, losses, optim, model, train,
-gradcheck; then datasets, experiment and plots for the grid experiment.
+gradcheck; then fast, sweep and kernels (the same math, faster); then data,
+experiment, report, plots and cli (the grid experiment) and bench.
 """
 
 from minae.backend import Backend, cupy_available, get_namespace, resolve_backend
