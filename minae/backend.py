@@ -89,6 +89,12 @@ def get_namespace(*arrays):
     for a in arrays:
         if isinstance(a, np.ndarray):
             return np
+        if type(a).__module__.partition(".")[0] == "cupy":
+            # Asked by module, not __array_namespace__: older CuPy releases
+            # answered that with a separate cupy.array_api namespace.
+            import cupy
+
+            return cupy
         namespace = getattr(a, "__array_namespace__", None)
         if namespace is not None:
             return namespace()

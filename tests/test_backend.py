@@ -63,3 +63,14 @@ def test_training_step_never_leaves_a_strict_array_namespace(rng):
     np.testing.assert_allclose(strict.to_host(model.predict(x_strict)), ref.predict(x), rtol=1e-12)
     np.testing.assert_allclose(strict.to_host(model.encode(x_strict, layer=2)), ref.encode(x, layer=2),
                                rtol=1e-12, atol=1e-15)
+
+
+def test_cupy_arrays_are_recognised_by_their_module(monkeypatch):
+    import sys
+    import types
+
+    fake = types.ModuleType("cupy")
+    ndarray = type("ndarray", (), {"__module__": "cupy._core.core",
+                                   "__array_namespace__": lambda self: "not the cupy module"})
+    monkeypatch.setitem(sys.modules, "cupy", fake)
+    assert get_namespace(ndarray()) is fake
