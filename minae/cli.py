@@ -33,7 +33,7 @@ DEFAULTS = dict(datasets=ORIGINAL_DATASETS, hidden=ORIGINAL_HIDDEN, lrs=ORIGINAL
                 limit_train=None, limit_val=None)
 # The original notebooks ran Keras' Adam defaults (the write-up says beta2 0.99).
 KERAS = dict(beta2=0.999, eps=1e-7, adam_form="keras")
-# About a minute on a laptop CPU: every configuration, few epochs, a data subset.
+# Under a minute on a laptop CPU (18 s here): every configuration, 10 epochs, a data subset.
 QUICK = dict(epochs=10, limit_train=5000, limit_val=1000)
 
 
@@ -87,7 +87,7 @@ def build_parser():
                    help="the original notebooks' Keras settings: beta2 0.999, eps 1e-7, Keras' Adam form")
     g.add_argument("--quick", action="store_true",
                    help=f"a fast preset: {QUICK['epochs']} epochs on {QUICK['limit_train']} train / "
-                        f"{QUICK['limit_val']} val images (about a minute)")
+                        f"{QUICK['limit_val']} val images (under a minute)")
     d = p.add_argument_group("data")
     d.add_argument("--data-dir", help="folder with the IDX files (or <dir>/<name>/); see README, Data")
     d.add_argument("--require-full", action="store_true", help="fail instead of using the bundled sample")

@@ -77,7 +77,7 @@ expect(gap < 0.1, "the collapsed model outputs (close to) the mean training imag
 # %% [markdown]
 # ## Running the real grid
 #
-#     python scripts/grid.py --quick      # every configuration, few epochs, about a minute
+#     python scripts/grid.py --quick      # every configuration, 10 epochs, under a minute
 #     python scripts/grid.py              # the original: 100 epochs on MNIST and Fashion-MNIST
 #
 # Its REPORT.md flags collapsed runs ("collapsed to a constant output") with
