@@ -34,13 +34,13 @@ minae says so loudly whenever it falls back to them.
 """
 
 
-def build(name, src, n_train, n_test, seed):
+def build(name, src, n_train, n_test, seed, out_root=SAMPLE_ROOT):
     paths = find_files(src, name)
     if paths is None:
         raise SystemExit(f"{src} does not hold the four IDX files of {name}")
     arrays, _, _ = read_files(paths, name)
     rng = np.random.default_rng(seed)
-    out = SAMPLE_ROOT / name
+    out = Path(out_root) / name
     for split, n in (("train", n_train), ("test", n_test)):
         images, labels = arrays[f"{split}_images"], arrays[f"{split}_labels"]
         keep = np.sort(rng.choice(len(images), size=n, replace=False))

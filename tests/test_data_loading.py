@@ -176,3 +176,26 @@ def test_full_fashion_mnist_loads_from_the_system_copy(monkeypatch, tmp_path):
     assert ds.source == "system" and ds.x_train.shape == (60_000, 784) and ds.x_val.shape == (10_000, 784)
     assert np.bincount(ds.y_train).tolist() == [6000] * 10 and np.bincount(ds.y_val).tolist() == [1000] * 10
     assert abs(ds.x_train.mean() - 0.2860) < 0.001 and abs(ds.x_train.std() - 0.3530) < 0.001
+
+
+@pytest.mark.parametrize("name, source", [("mnist", SHARED_MNIST), ("fashion-mnist", SYSTEM_FASHION)])
+def test_the_bundled_sample_is_rebuilt_byte_for_byte_from_the_real_files(name, source, tmp_path):
+    import runpy
+
+    if not source.is_dir():
+        pytest.skip(f"the real {name} files are not at {source}")
+    script = runpy.run_path(str(Path(__file__).resolve().parents[1] / "scripts" / "build_sample.py"))
+    script["build"](name, source, 5000, 1000, 2024, out_root=tmp_path)
+    shipped = loading.SAMPLE_ROOT / name
+    for filename in FILENAMES.values():
+        assert (tmp_path / name / filename).read_bytes() == (shipped / filename).read_bytes(), filename
+
+
+def test_the_data_command_says_where_each_dataset_comes_from(capsys):
+    from minae.data.__main__ import main as data_main
+
+    assert data_main(["where", "mnist", "fashion-mnist"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split(":")[0] for line in lines] == ["mnist", "fashion-mnist"]
+    assert data_main(["where", "cifar10"]) == 2
+    assert "unknown dataset 'cifar10'" in capsys.readouterr().err
