@@ -31,7 +31,7 @@ def main():
     p.add_argument("--threads", type=int, nargs="+", help="BLAS/torch threads per process "
                    "(default: 1 and the number of cores)")
     p.add_argument("--reps", type=int, default=5, help="timed epochs per contender (median reported)")
-    p.add_argument("--grid-epochs", type=int, default=2, help="epochs per run in the grid timing")
+    p.add_argument("--grid-epochs", type=int, default=10, help="epochs per run in the grid timing")
     p.add_argument("--no-grid", action="store_true")
     p.add_argument("--no-memory", action="store_true")
     p.add_argument("--full-grid", action="store_true",
