@@ -199,3 +199,11 @@ def test_the_data_command_says_where_each_dataset_comes_from(capsys):
     assert [line.split(":")[0] for line in lines] == ["mnist", "fashion-mnist"]
     assert data_main(["where", "cifar10"]) == 2
     assert "unknown dataset 'cifar10'" in capsys.readouterr().err
+
+
+def test_a_data_dir_that_does_not_exist_is_an_error_not_a_silent_fallback(tmp_path, nowhere, monkeypatch):
+    with pytest.raises(DataError, match=r"--data-dir \(data_dir\) points to .*typo, which is not a folder"):
+        load("mnist", tmp_path / "typo", **nowhere)
+    monkeypatch.setenv("MINAE_DATA", str(tmp_path / "nope"))
+    with pytest.raises(DataError, match="MINAE_DATA points to"):
+        load("mnist", **nowhere)

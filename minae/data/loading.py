@@ -172,6 +172,11 @@ def locate(name, data_dir=None, *, allow_download=True, mirrors=None, timeout=30
     """Find the files of ``name``: returns (source, folder, arrays, canonical, notes)."""
     get_info(name)
     tried = []
+    for source, root in _candidates(name, data_dir)[:2]:
+        if source in ("data-dir", "MINAE_DATA") and not root.is_dir():
+            what = "--data-dir (data_dir)" if source == "data-dir" else "MINAE_DATA"
+            raise DataError(f"{what} points to {root}, which is not a folder; fix the path, or leave "
+                            "it out to use the cache, system copies or a download")
     for source, root in _candidates(name, data_dir):
         paths = find_files(root, name)
         if paths is None:
