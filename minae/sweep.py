@@ -45,6 +45,9 @@ def _check_group(models, optimizers):
                              "eps or Adam form")
     if len(models) != len(optimizers):
         raise ValueError(f"{len(models)} models but {len(optimizers)} optimizers")
+    if any(opt.t for opt in optimizers):
+        raise ValueError("stacked training starts Adam from scratch: pass optimizers that have not "
+                         "taken a step yet")
 
 
 class Stack:
@@ -68,11 +71,16 @@ class Stack:
             acts.append(h)
         return acts, xp.matmul(h, self.W[-1]) + self.b[-1]
 
+    @staticmethod
+    def unstack(arrays, k):
+        """Model k's slices of stacked [W1, b1, ...]-shaped arrays, as copies."""
+        return [a[k].copy() if j % 2 == 0 else a[k, 0].copy() for j, a in enumerate(arrays)]
+
     def write_back(self, k):
         """Copy model k's weights out of the stack into its Autoencoder."""
+        mine = self.unstack(self.params(), k)
         for i, layer in enumerate(self.models[k].dense):
-            layer.W = self.W[i][k].copy()
-            layer.b = self.b[i][k, 0].copy()
+            layer.W, layer.b = mine[2 * i], mine[2 * i + 1]
 
 
 def _per_model_bce(z, x):
@@ -156,7 +164,8 @@ def fit_stacked(models, optimizers, x_train, x_val=None, *, epochs=100, batch_si
     for k in range(K):
         if active[k]:
             stack.write_back(k)
-        optimizers[k].t = t
+        # Hand each optimizer its own moments, so training can go on with fit().
+        optimizers[k].t, optimizers[k].m, optimizers[k].v = t, Stack.unstack(m, k), Stack.unstack(v, k)
     return histories
 
 

@@ -31,6 +31,10 @@ def test_stacked_training_equals_separate_runs(form, backend, rng):
     for a, b in zip(separate, stacked):
         for p, q in zip(a.params, b.params):
             np.testing.assert_allclose(backend.to_host(q), p, rtol=1e-10, atol=1e-13)
+    for ref_opt, opt in zip(sep_opts, opts):   # each optimizer leaves with its own moments
+        assert opt.t == ref_opt.t
+        for a, b in zip(ref_opt.m + ref_opt.v, opt.m + opt.v):
+            np.testing.assert_allclose(backend.to_host(b), a, rtol=1e-9, atol=1e-15)
 
 
 def test_float32_stacked_training_tracks_separate_runs(rng):
@@ -63,3 +67,7 @@ def test_stacking_refuses_mismatched_groups():
         fit_stacked([a, Autoencoder(30, [12, 4, 12])], [Adam(beta2=0.99), Adam()], np.zeros((4, 30)))
     with pytest.raises(TypeError, match="Adam only"):
         fit_stacked([a], [SGD()], np.zeros((4, 30)))
+    used = Adam()
+    used.t = 3
+    with pytest.raises(ValueError, match="not taken a step yet"):
+        fit_stacked([a], [used], np.zeros((4, 30)))
