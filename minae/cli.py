@@ -37,6 +37,14 @@ KERAS = dict(beta2=0.999, eps=1e-7, adam_form="keras")
 QUICK = dict(epochs=10, limit_train=5000, limit_val=1000)
 
 
+def usable_cores():
+    """Cores this process may run on (respects CPU affinity, unlike os.cpu_count)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:   # not on Linux
+        return os.cpu_count() or 1
+
+
 def _hidden(text):
     try:
         return parse_hidden(text)
@@ -123,7 +131,7 @@ def config_from_args(args):
             values[name] = tuple(given) if isinstance(given, list) else given
     jobs = args.jobs
     if jobs is None:
-        jobs = (os.cpu_count() or 1) if args.backend == "numpy" else 1
+        jobs = usable_cores() if args.backend == "numpy" else 1
     quiet = args.quiet or not sys.stderr.isatty()
     config = GridConfig(**values, backend=args.backend, data_dir=args.data_dir,
                         require_full=args.require_full, val_fraction=args.val_fraction, out=args.out,

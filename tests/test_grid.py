@@ -2,7 +2,6 @@
 
 import csv
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -165,7 +164,7 @@ def test_an_unwritable_out_fails_at_start(tmp_path, capsys):
 
 
 def test_keras_and_quick_presets_yield_to_explicit_flags():
-    from minae.cli import build_parser, config_from_args
+    from minae.cli import build_parser, config_from_args, usable_cores
 
     def cfg(*argv):
         return config_from_args(build_parser().parse_args(list(argv)))
@@ -176,7 +175,7 @@ def test_keras_and_quick_presets_yield_to_explicit_flags():
     assert cfg("--keras", "--beta2", "0.95").beta2 == 0.95
     assert (cfg("--quick").epochs, cfg("--quick").limit_train) == (10, 5000)
     assert cfg("--quick", "--epochs", "4").epochs == 4
-    assert cfg("--backend", "numpy").jobs == (os.cpu_count() or 1)
+    assert cfg("--backend", "numpy").jobs == usable_cores() >= 1
 
 
 def test_the_script_runs_as_a_program(tmp_path):
