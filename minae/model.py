@@ -188,11 +188,6 @@ class Autoencoder:
             np.savez(f, **arrays)
         return path
 
-    @staticmethod
-    def read_metadata(path):
-        """The JSON metadata of a checkpoint, checked to be minae's."""
-        return _read_checkpoint(path)[0]
-
     @classmethod
     def load(cls, path, backend="numpy"):
         """Rebuild a model saved with ``save`` onto ``backend``."""

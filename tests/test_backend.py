@@ -74,3 +74,16 @@ def test_cupy_arrays_are_recognised_by_their_module(monkeypatch):
                                    "__array_namespace__": lambda self: "not the cupy module"})
     monkeypatch.setitem(sys.modules, "cupy", fake)
     assert get_namespace(ndarray()) is fake
+
+
+def test_a_model_moves_between_backends_and_back_unchanged(rng):
+    strict = _strict_backend()
+    model = Autoencoder(10, [6, 3, 6], seed=4, dtype="float64")
+    before = [p.copy() for p in model.params]
+    x = rng.uniform(size=(4, 10))
+    expected = model.predict(x)
+    model.to(strict)
+    assert model.backend is strict and all(p.device == strict.device for p in model.params)
+    np.testing.assert_array_equal(strict.to_host(model.predict(strict.asarray(x, "float64"))), expected)
+    model.to("numpy")
+    assert all(np.array_equal(a, b) for a, b in zip(before, model.params))
