@@ -557,7 +557,7 @@ def _run_parallel(todo, config, out, jobs, overall, result, log):
     try:
         # Longest runs first: the last runs to finish are then short ones, so the
         # workers finish close together instead of one idling while the other
-        # trains a wide model alone (for the original grid ~12% less wall time).
+        # trains a wide model alone.
         pending = {pool.submit(_worker_run, s, str(out), config.engine)
                    for s in sorted(todo, key=run_cost, reverse=True)}
         while pending:
