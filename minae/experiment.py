@@ -586,7 +586,10 @@ def write_outputs(config, result, datasets=None, command="python scripts/grid.py
     datasets: {name: Dataset} if at hand; otherwise each is reloaded from the
     files the grid used, one at a time, to keep memory low.
     """
-    from minae import plots, report
+    from minae import report
+
+    if config.plots:
+        from minae import plots  # matplotlib is only needed for the figures
 
     out = Path(config.out)
     baselines, figures = {}, {}

@@ -2,7 +2,7 @@
 
     python scripts/bench.py                      # CPU: per-epoch times, grid wall time, memory
     python scripts/bench.py --backend cupy       # GPU: the same against PyTorch CUDA
-    python scripts/bench.py --backend cupy --full-grid   # the full original grid on the GPU
+    bash scripts/gpu_check.sh                    # GPU tests, this benchmark, the full grid on a GPU
 
 Prints a table and writes bench-results/bench-<backend>.json. The logic lives
 in minae.bench.
@@ -19,7 +19,7 @@ from threadpoolctl import threadpool_info, threadpool_limits
 from minae import bench
 from minae.backend import resolve_backend
 from minae.data import load
-from minae.experiment import ORIGINAL_HIDDEN, GridConfig, run_grid
+from minae.experiment import ORIGINAL_HIDDEN
 
 
 def main():
@@ -27,6 +27,7 @@ def main():
     p.add_argument("--backend", choices=["numpy", "cupy"], default="numpy")
     p.add_argument("--dataset", default="fashion-mnist")
     p.add_argument("--data-dir")
+    p.add_argument("--require-full", action="store_true", help="fail instead of timing the bundled sample")
     p.add_argument("--limit-train", type=int, help="time on a subset (default: the whole training split)")
     p.add_argument("--threads", type=int, nargs="+", help="BLAS/torch threads per process "
                    "(default: 1 and the number of cores)")
@@ -34,15 +35,12 @@ def main():
     p.add_argument("--grid-epochs", type=int, default=10, help="epochs per run in the grid timing")
     p.add_argument("--no-grid", action="store_true")
     p.add_argument("--no-memory", action="store_true")
-    p.add_argument("--full-grid", action="store_true",
-                   help="also time the full original grid (both datasets, 18 runs, 100 epochs)")
     p.add_argument("--out", default=None, help="JSON output (default bench-results/bench-<backend>.json)")
     args = p.parse_args()
 
     backend = resolve_backend(args.backend)
     cores = os.cpu_count() or 1
-    ds = load(args.dataset, args.data_dir, limit_train=args.limit_train,
-              require_full=args.limit_train is None)
+    ds = load(args.dataset, args.data_dir, limit_train=args.limit_train, require_full=args.require_full)
     machine = {"platform": platform.platform(), "python": sys.version.split()[0], "cores": cores,
                "cpu": platform.processor(), "blas": [
                    {k: i.get(k) for k in ("internal_api", "version", "architecture", "num_threads")}
@@ -73,15 +71,6 @@ def main():
     if not args.no_memory and args.backend == "numpy":
         print("\n## memory")
         payload["memory"] = bench.memory_of_grid(args.data_dir, args.dataset, 1, cores)
-    if args.full_grid:
-        print("\n## the full original grid (mnist + fashion-mnist, 18 runs, 100 epochs)")
-        datasets = {n: load(n, args.data_dir) for n in ("mnist", "fashion-mnist")}
-        config = GridConfig(backend=args.backend, jobs=1 if args.backend == "cupy" else cores,
-                            out="bench-results/full-grid", fresh=True, plots=False, quiet=True)
-        start = time.perf_counter()
-        run_grid(config, datasets, log=lambda msg: None)
-        payload["full_grid_s"] = time.perf_counter() - start
-        print(f"full grid: {payload['full_grid_s']:.1f} s")
     out = args.out or f"bench-results/bench-{args.backend}.json"
     bench.write_json(out, payload)
     print(f"\nwrote {out}")

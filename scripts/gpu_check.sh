@@ -5,7 +5,8 @@
 #
 # DATA_DIR (optional) holds mnist/ and fashion-mnist/ IDX folders; without it
 # the benchmark falls back to the bundled sample. Output goes to stdout and to
-# ${OUT:-bench-results}/.
+# ${OUT:-bench-results}/. Run scripts/gpu_prepare.sh first (on a machine with
+# the package registries) and carry gpu-carry/ along.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out="${OUT:-bench-results}"
@@ -13,6 +14,12 @@ mkdir -p "$out"
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 data=()
 [ $# -ge 1 ] && data=(--data-dir "$1")
+
+# Install the pure-Python wheels scripts/gpu_prepare.sh fetched, for whatever is missing.
+for mod in tqdm threadpoolctl pytest; do
+    python -c "import $mod" 2>/dev/null || python -m pip install -q --no-index --no-deps \
+        --find-links gpu-carry/wheels tqdm threadpoolctl pytest iniconfig pluggy packaging pygments
+done
 
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || true
 python -c "import cupy, sys; print('cupy', cupy.__version__, 'python', sys.version.split()[0])"
