@@ -207,3 +207,9 @@ def test_a_data_dir_that_does_not_exist_is_an_error_not_a_silent_fallback(tmp_pa
     monkeypatch.setenv("MINAE_DATA", str(tmp_path / "nope"))
     with pytest.raises(DataError, match="MINAE_DATA points to"):
         load("mnist", **nowhere)
+
+
+def test_the_cache_only_counts_files_in_the_dataset_folder(tmp_path, nowhere):
+    make_files(tmp_path / "cache" / "minae")   # loose files straight in the cache folder
+    with pytest.warns(SampleDataWarning):
+        assert load("mnist", **nowhere).source == "bundled-sample"

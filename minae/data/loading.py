@@ -94,10 +94,10 @@ def _file_in(directory, filename):
     return None
 
 
-def find_files(directory, name):
-    """{role: path} if <directory>/<name>/ or <directory> holds all four files."""
+def find_files(directory, name, direct=True):
+    """{role: path} if <directory>/<name>/ (or, with direct, <directory>) holds all four files."""
     directory = Path(directory)
-    for folder in (directory / name, directory):
+    for folder in (directory / name, directory) if direct else (directory / name,):
         paths = {role: _file_in(folder, FILENAMES[role]) for role in ROLES}
         if all(paths.values()):
             return paths
@@ -178,7 +178,8 @@ def locate(name, data_dir=None, *, allow_download=True, mirrors=None, timeout=30
             raise DataError(f"{what} points to {root}, which is not a folder; fix the path, or leave "
                             "it out to use the cache, system copies or a download")
     for source, root in _candidates(name, data_dir):
-        paths = find_files(root, name)
+        # Files straight in a folder count only where the user named the folder.
+        paths = find_files(root, name, direct=source in ("data-dir", "MINAE_DATA"))
         if paths is None:
             tried.append(f"{source}: {root} (no files)")
             continue
@@ -296,7 +297,7 @@ def where(name, data_dir=None):
     """Say where ``load(name)`` would read from, without downloading anything."""
     get_info(name)
     for source, root in _candidates(name, data_dir):
-        paths = find_files(root, name)
+        paths = find_files(root, name, direct=source in ("data-dir", "MINAE_DATA"))
         if paths is not None:
             return f"{name}: {source} at {paths['train_images'].parent}"
     if find_files(SAMPLE_ROOT, name):
