@@ -11,7 +11,7 @@
 
 # %%
 import numpy as np
-from _tutorial import FAST, FIGURES, expect
+from _tutorial import FAST, FIGURES, expect, show_png
 
 from minae import Adam, Autoencoder, fit, plots
 from minae.data import load_sample
@@ -46,6 +46,8 @@ names = [plots.plot_curves([{"hidden": model.hidden, "lr": 0.001, "history": his
          plots.plot_filters(model, FIGURES / "07_filters.png"),
          plots.plot_first_layer_codes(model, data.x_val[:6], FIGURES / "07_first_layer_codes.png")]
 print("figures:", ", ".join(str(FIGURES / n) for n in names))
+for name in names:
+    show_png(FIGURES / name)   # inline in Jupyter; a script just writes the files
 
 recon = model.predict(x_show)
 mean_image = data.x_train.mean(axis=0)

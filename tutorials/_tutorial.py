@@ -2,8 +2,8 @@
 
 MINAE_TUTORIAL_FAST=1 shrinks data and epochs (the test suite sets it);
 MINAE_TUTORIAL_FIGURES chooses where figures go (default tutorials/figures/).
-Without a screen matplotlib draws off-screen by itself; in Jupyter figures
-also show inline.
+Without a screen matplotlib draws off-screen by itself; with one, figures
+open in windows; in Jupyter they show inline.
 """
 
 import os
@@ -20,10 +20,38 @@ def expect(condition, claim):
         raise AssertionError(f"expectation failed: {claim}")
 
 
+def _on_a_screen():
+    """True when matplotlib draws in windows (not off-screen, not inline in Jupyter)."""
+    import matplotlib
+
+    try:
+        from matplotlib.backends import BackendFilter, backend_registry
+
+        windowed = backend_registry.list_builtin(BackendFilter.INTERACTIVE)
+    except ImportError:   # matplotlib < 3.9
+        windowed = matplotlib.rcsetup.interactive_bk
+    return matplotlib.get_backend().lower() in {b.lower() for b in windowed}
+
+
 def save(fig, name):
-    """Write a figure as PNG and say where it went."""
+    """Write a figure as PNG, say where it went, and show it when there is a screen."""
+    import matplotlib.pyplot as plt
+
     FIGURES.mkdir(parents=True, exist_ok=True)
     path = FIGURES / f"{name}.png"
     fig.savefig(path, dpi=90, bbox_inches="tight")
     print(f"  figure: {path}")
+    if _on_a_screen():
+        plt.show()   # a window; the tutorial goes on when it is closed
     return path
+
+
+def show_png(path):
+    """Display a PNG written by minae.plots inline when running in Jupyter."""
+    try:
+        from IPython import get_ipython
+        from IPython.display import Image, display
+    except ImportError:
+        return
+    if get_ipython() is not None:
+        display(Image(filename=str(path)))
