@@ -232,9 +232,8 @@ def peak_memory(argv, interval=0.05):
 def memory_of_grid(data_dir, dataset, epochs, jobs, log=print):
     """Peak memory of a whole grid run (training, report and figures)."""
     with tempfile.TemporaryDirectory(prefix="minae-mem-") as out:
-        argv = [sys.executable, str(Path(__file__).resolve().parents[1] / "scripts" / "grid.py"),
-                "--datasets", dataset, "--epochs", str(epochs), "--jobs", str(jobs), "--out", out,
-                "--quiet"] + (["--data-dir", data_dir] if data_dir else [])
+        argv = [sys.executable, "-m", "minae.cli", "--datasets", dataset, "--epochs", str(epochs),
+                "--jobs", str(jobs), "--out", out, "--quiet"] + (["--data-dir", data_dir] if data_dir else [])
         mib, seconds, code = peak_memory(argv)
     result = {"dataset": dataset, "epochs": epochs, "jobs": jobs, "peak_rss_mib": mib,
               "seconds": seconds, "exit_code": code}

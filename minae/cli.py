@@ -163,3 +163,7 @@ def main(argv=None):
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0
+
+
+if __name__ == "__main__":   # python -m minae.cli works like scripts/grid.py
+    sys.exit(main())
