@@ -68,8 +68,7 @@ class FastStep:
         widths = [layer.W.shape[1] for layer in model.dense]      # H_1 .. H_k, D
         self.act = [xp.empty((n, w), dtype=dtype) for w in widths]           # post-ReLU / logits
         self.dh = [xp.empty((n, w), dtype=dtype) for w in widths[:-1]]       # dL/d(hidden)
-        self.widths = widths[:-1]
-        self.mask = [xp.empty((n, w), dtype=bool) for w in self.widths]
+        self.mask = {w: xp.empty((n, w), dtype=bool) for w in set(widths[:-1])}   # scratch
         self.zeros = {w: xp.zeros((n, w), dtype=dtype) for w in set(widths)}
         self.e = xp.empty((n, d), dtype=dtype)
         self.t = xp.empty((n, d), dtype=dtype)
@@ -114,7 +113,7 @@ class FastStep:
 
     def _relu_backward(self, dh, h):
         """dh *= (h > 0) in place; h is the ReLU's output (> 0 exactly where its input was)."""
-        mask = self.mask[self.widths.index(h.shape[1])][: h.shape[0]]
+        mask = self.mask[h.shape[1]][: h.shape[0]]
         self.xp.greater(h, 0, out=mask)
         self.xp.multiply(dh, mask, out=dh)
 

@@ -57,12 +57,17 @@ def _check_pair(pred, x, pred_name, pred_check):
     check_unit_interval(x, "targets")
 
 
+def bce_with_logits_terms(z, x):
+    """Per-pixel BCE from logits, max(z, 0) - z*x + log(1 + exp(-|z|)); same shape as z."""
+    xp = get_namespace(z)
+    return xp.maximum(z, 0.0) - z * x + xp.log1p(xp.exp(-xp.abs(z)))
+
+
 def bce_with_logits_loss(z, x, *, check=True):
     """Mean BCE from logits. z: (N, D) logits, x: (N, D) targets -> 0-d array."""
     if check:
         _check_pair(z, x, "logits", check_finite)
-    xp = get_namespace(z)
-    return xp.mean(xp.maximum(z, 0.0) - z * x + xp.log1p(xp.exp(-xp.abs(z))))
+    return get_namespace(z).mean(bce_with_logits_terms(z, x))
 
 
 def bce_with_logits(z, x, *, check=True):

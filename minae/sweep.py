@@ -26,6 +26,7 @@ import numpy as np
 
 from minae.backend import get_namespace
 from minae.layers import sigmoid
+from minae.losses import bce_with_logits_terms
 from minae.optim import Adam
 from minae.train import History, _on_backend, batch_slices
 
@@ -85,9 +86,7 @@ class Stack:
 
 def _per_model_bce(z, x):
     """Mean BCE per model from logits z: (K, N, D) -> (K,) and dz (K, N, D)."""
-    xp = get_namespace(z)
-    per_pixel = xp.maximum(z, 0.0) - z * x + xp.log1p(xp.exp(-xp.abs(z)))
-    loss = xp.mean(per_pixel, axis=(1, 2))
+    loss = get_namespace(z).mean(bce_with_logits_terms(z, x), axis=(1, 2))
     dz = (sigmoid(z) - x) / (z.shape[1] * z.shape[2])
     return loss, dz
 
