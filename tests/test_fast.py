@@ -35,6 +35,32 @@ def test_fast_step_is_bitwise_identical_to_reference(form, dtype, rng):
         assert a.tobytes() == b.tobytes()
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_fast_bce_matches_reference_bits_at_extreme_logits(dtype, rng):
+    """The sigmoid's shortcut max(exp(-|z|), z >= 0) == exp(min(z, 0)), bit for bit."""
+    from minae.losses import bce_with_logits
+
+    tiny, huge = np.finfo(dtype).tiny, np.finfo(dtype).max
+    edges = [0.0, -0.0, tiny, -tiny, 1e-30, -1e-30, 0.5, -0.5, 20.0, -20.0, 100.0, -100.0,
+             1e30, -1e30, huge, -huge, np.inf, -np.inf, np.nan]
+    z = np.concatenate([edges, rng.normal(scale=8.0, size=40 - len(edges))]).astype(dtype)
+    z = np.stack([z, -z, rng.permutation(z)])                                  # (3, 40)
+    x = rng.uniform(size=z.shape).astype(dtype)
+    x[0, :5] = [0.0, 1.0, 0.0, 1.0, 0.5]
+    step = FastStep(Autoencoder(40, [8], dtype=dtype), Adam(), 3)
+    with np.errstate(over="ignore", invalid="ignore"):
+        loss_ref, dz_ref = bce_with_logits(z, x, check=False)
+        loss_fast, dz_fast = step._bce(z.copy(), x)
+    np.testing.assert_array_equal(dz_fast, dz_ref)                            # NaN where NaN
+    finite = np.isfinite(dz_ref)
+    assert dz_fast[finite].tobytes() == dz_ref[finite].tobytes()
+    assert np.isnan(loss_fast) and np.isnan(loss_ref)                        # z holds a NaN
+    # With logits whose loss terms cannot overflow, a finite loss with the same bits.
+    z = np.clip(np.nan_to_num(z, nan=0.0), -1e3, 1e3)
+    loss_ref, _ = bce_with_logits(z, x, check=False)
+    assert np.isfinite(loss_ref) and step._bce(z.copy(), x)[0].tobytes() == loss_ref.tobytes()
+
+
 def test_fit_fast_and_reference_give_identical_histories_and_weights(rng):
     x, xv = rng.uniform(size=(90, 40)).astype(np.float32), rng.uniform(size=(20, 40)).astype(np.float32)
     ref, fast = _pair(seed=3)
