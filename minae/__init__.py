@@ -6,7 +6,7 @@ experiment, report, plots and cli (the grid experiment) and bench.
 """
 
 from minae.backend import Backend, cupy_available, get_namespace, resolve_backend
-from minae.errors import BackendError, CheckpointError, DataError, DownloadError, MinaeError
+from minae.errors import BackendError, CheckpointError, DataError, DownloadError, MinaeError, WorkerError
 from minae.layers import Dense, ReLU, Sigmoid, sigmoid
 from minae.losses import bce, bce_loss, bce_with_logits, bce_with_logits_loss
 from minae.model import Autoencoder
@@ -17,7 +17,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Adam", "Autoencoder", "Backend", "BackendError", "CheckpointError", "DataError", "Dense",
-    "DownloadError", "History", "MinaeError", "ReLU", "SGD", "Sigmoid", "bce", "bce_loss",
+    "DownloadError", "History", "MinaeError", "ReLU", "SGD", "Sigmoid", "WorkerError", "bce", "bce_loss",
     "bce_with_logits", "bce_with_logits_loss", "cupy_available", "evaluate", "fit",
     "get_namespace", "resolve_backend", "sigmoid",
 ]

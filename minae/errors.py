@@ -24,3 +24,7 @@ class DataError(MinaeError, ValueError):
 
 class DownloadError(MinaeError, RuntimeError):
     """Every mirror of a dataset failed to deliver a verified file."""
+
+
+class WorkerError(MinaeError, RuntimeError):
+    """A grid worker process died (killed, out of memory, or could not start)."""

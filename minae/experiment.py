@@ -25,6 +25,7 @@ import queue
 import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,6 +37,7 @@ from minae._io import atomic_write_text
 from minae.backend import resolve_backend
 from minae.data import load
 from minae.data.registry import get_info
+from minae.errors import WorkerError
 from minae.model import Autoencoder, positive_int
 from minae.optim import FORMS, Adam, check_lr
 from minae.train import fit, use_fast_step
@@ -569,6 +571,14 @@ def _run_parallel(todo, config, out, jobs, overall, result, log):
                     bar.close()
                 _finished(record, result, overall, log)
                 write_results(out, result.records)
+    except BrokenProcessPool as exc:
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise WorkerError(
+            "a worker process died: it was killed, ran out of memory (each of the "
+            f"{jobs} workers holds its own copy of the data), or could not start (Python "
+            "cannot re-import a grid started from stdin; use a .py file with an "
+            "if __name__ == '__main__': guard). Finished runs are saved in "
+            f"{out}; run again with fewer jobs (--jobs 1) to train only what is missing") from exc
     except BaseException:
         pool.shutdown(wait=False, cancel_futures=True)
         raise

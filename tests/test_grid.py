@@ -2,6 +2,7 @@
 
 import csv
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -123,6 +124,43 @@ def test_a_killed_grid_resumes_to_the_uninterrupted_results(finished, tmp_path):
     assert main([*TINY, "--out", str(out), "--jobs", "1", "--no-plots"]) == 0
     assert outcome(out) == outcome(finished)
     assert not list(out.rglob("*.tmp"))
+
+
+def _worker_pids(parent):
+    """Pids of the spawned pool workers among ``parent``'s children (Linux /proc)."""
+    pids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+            cmdline = (stat.parent / "cmdline").read_bytes()
+        except (OSError, IndexError, ValueError):
+            continue
+        if ppid == parent and b"spawn_main" in cmdline:
+            pids.append(int(stat.parent.name))
+    return pids
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc to find the workers")
+def test_a_killed_worker_stops_the_grid_with_a_clear_error_and_keeps_finished_runs(tmp_path):
+    out = tmp_path / "worker-killed"
+    many = ["--lrs", "0.01", "0.02", "0.03", "0.04", "0.05", "0.06", "--epochs", "8"]
+    cmd = [sys.executable, str(ROOT / "scripts" / "grid.py"), *TINY, *many, "--out", str(out),
+           "--jobs", "2", "--no-plots"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not list((out / "runs" / "mnist").glob("*.json")) and time.monotonic() < deadline:
+        time.sleep(0.005)
+    workers = _worker_pids(proc.pid)
+    assert workers, "the grid must still be running when a worker is killed"
+    os.kill(workers[0], signal.SIGKILL)
+    _, stderr = proc.communicate(timeout=60)
+    finished_before = len(list((out / "runs" / "mnist").glob("*.json")))
+    assert proc.returncode == 2, stderr
+    assert "a worker process died" in stderr and "run again with fewer jobs (--jobs 1)" in stderr
+    assert "Traceback" not in stderr
+    assert 1 <= finished_before < 12
+    assert main([*TINY, *many, "--out", str(out), "--jobs", "1", "--no-plots"]) == 0
+    assert len(results(out)) == 12
 
 
 def test_a_diverging_configuration_is_recorded_and_the_grid_goes_on(tmp_path):
