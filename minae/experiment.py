@@ -571,16 +571,15 @@ def _run_parallel(todo, config, out, jobs, overall, result, log):
                     bar.close()
                 _finished(record, result, overall, log)
                 write_results(out, result.records)
-    except BrokenProcessPool as exc:
+    except BaseException as exc:
         pool.shutdown(wait=False, cancel_futures=True)
-        raise WorkerError(
-            "a worker process died: it was killed, ran out of memory (each of the "
-            f"{jobs} workers holds its own copy of the data), or could not start (Python "
-            "cannot re-import a grid started from stdin; use a .py file with an "
-            "if __name__ == '__main__': guard). Finished runs are saved in "
-            f"{out}; run again with fewer jobs (--jobs 1) to train only what is missing") from exc
-    except BaseException:
-        pool.shutdown(wait=False, cancel_futures=True)
+        if isinstance(exc, BrokenProcessPool):
+            raise WorkerError(
+                "a worker process died: it was killed, ran out of memory (each of the "
+                f"{jobs} workers holds its own copy of the data), or could not start (Python "
+                "cannot re-import a grid started from stdin; use a .py file with an "
+                "if __name__ == '__main__': guard). Finished runs are saved in "
+                f"{out}; run again with fewer jobs (--jobs 1) to train only what is missing") from exc
         raise
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
