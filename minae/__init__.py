@@ -1,8 +1,10 @@
 """minae: autoencoders from scratch in NumPy/CuPy, every gradient by hand.
 
 Read the modules in this order: backend, layers, losses, optim, model, train,
-gradcheck; then fast, sweep and kernels (the same math, faster); then data,
-experiment, report, plots and cli (the grid experiment) and bench.
+gradcheck; then sweep (the same code on a stack of models) and kernels (the
+loss and Adam as optional fused CUDA kernels); then data, experiment, report,
+plots and cli (the grid experiment) and bench. The math lives in layers,
+losses and optim alone: every way of training runs it.
 """
 
 from minae.backend import Backend, cupy_available, get_namespace, resolve_backend

@@ -11,6 +11,11 @@ CuPy is imported only when asked for, so minae installs and runs without it.
 Parameters are always drawn on the host with ``numpy.random.default_rng`` and
 then moved (``Backend.asarray``), so a CPU run and a GPU run start from the
 very same weights.
+
+The layers, the loss and the optimizers call functions with NumPy's ``out=``
+argument, so a training loop can hand them preallocated buffers (None means
+"allocate"). NumPy and CuPy have it; a strict Array-API namespace does not, so
+``get_namespace`` wraps such a namespace in ``WithOut``, which adds it.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ log = logging.getLogger("minae")
 BACKENDS = ("auto", "numpy", "cupy")
 DTYPES = ("float32", "float64")
 
+CUPY_MIN_MAJOR = 14   # the first CuPy with the Array-API functions minae calls (xp.astype)
 CUPY_INSTALL_HINT = (
     "install the CuPy wheel that matches your CUDA toolkit, e.g. "
     "`pip install cupy-cuda13x` for CUDA 13 or `pip install cupy-cuda12x` for "
@@ -80,11 +86,43 @@ class Backend:
             self.xp.cuda.get_current_stream().synchronize()
 
 
+class WithOut:
+    """An Array-API namespace whose functions also take NumPy's ``out=``.
+
+    ``f(..., out=buf)`` computes ``f(...)`` and writes it into ``buf``, cast to
+    buf's dtype as NumPy does; boolean arrays mixed with floats are cast first
+    (NumPy and CuPy promote them; a strict namespace refuses). Only the tests'
+    strict namespace needs this: speed is not the point here, the same code is.
+    """
+
+    def __init__(self, xp):
+        self.xp = xp
+
+    def __getattr__(self, name):
+        f = getattr(self.xp, name)
+        if not callable(f):
+            return f
+
+        def call(*args, out=None, **kwargs):
+            floats = [a for a in args if hasattr(a, "dtype") and self.xp.isdtype(a.dtype, "real floating")]
+            if floats:
+                args = [self.xp.astype(a, floats[0].dtype) if hasattr(a, "dtype") and a.dtype == self.xp.bool
+                        else a for a in args]
+            result = f(*args, **kwargs)
+            if out is None:
+                return result
+            out[...] = self.xp.astype(result, out.dtype)
+            return out
+
+        return call
+
+
 def get_namespace(*arrays):
     """The array module the given arrays belong to (NumPy if none say).
 
     NumPy 2, CuPy and Array-API libraries all answer ``__array_namespace__``;
-    NumPy arrays are matched first because that is the common case.
+    NumPy arrays are matched first because that is the common case. Any other
+    namespace comes wrapped in ``WithOut``.
     """
     for a in arrays:
         if isinstance(a, np.ndarray):
@@ -97,7 +135,7 @@ def get_namespace(*arrays):
             return cupy
         namespace = getattr(a, "__array_namespace__", None)
         if namespace is not None:
-            return namespace()
+            return WithOut(namespace())
     return np
 
 
@@ -107,6 +145,9 @@ def _usable_cupy():
         import cupy
     except ImportError as exc:
         return None, f"CuPy is not installed ({exc})"
+    if int(cupy.__version__.split(".")[0]) < CUPY_MIN_MAJOR:
+        return None, (f"CuPy {cupy.__version__} is too old: minae needs CuPy {CUPY_MIN_MAJOR} or newer "
+                      "(`pip install -U cupy-cuda13x`, or cupy-cuda12x for CUDA 12)")
     try:
         count = cupy.cuda.runtime.getDeviceCount()
         if count < 1:
@@ -149,3 +190,11 @@ def resolve_backend(backend: str | Backend = "numpy") -> Backend:
         chosen = Backend("cupy", cupy, reason=f"auto -> cupy: {why}")
     log.info("minae backend %s", chosen.reason)
     return chosen
+
+
+def asarray_like(a, like):
+    """Copy host array ``a`` to ``like``'s namespace, device and dtype."""
+    xp = get_namespace(like)
+    if xp is np or type(like).__module__.partition(".")[0] == "cupy":
+        return xp.asarray(a, dtype=like.dtype)   # CuPy's asarray takes no device=
+    return xp.asarray(a, dtype=like.dtype, device=like.device)

@@ -25,7 +25,17 @@ from minae.backend import resolve_backend
 from minae.experiment import ORIGINAL_HIDDEN, ORIGINAL_LRS, GridConfig, run_grid
 from minae.model import Autoencoder
 from minae.optim import Adam
-from minae.train import fit
+from minae.train import fit, train_step
+
+STEPS = ("fit", "plain", "fused")
+
+
+def plain_step(model, optimizer, xb, work=None):
+    """The five-line loop of tutorial 7: every array allocated afresh, Adam over
+    each parameter array in turn. The same math as train_step (same bits)."""
+    loss, grads = model.loss(xb, check=False)
+    optimizer.step(model.params, grads)
+    return loss
 
 
 def _torch():
@@ -36,12 +46,21 @@ def _torch():
     return torch
 
 
-def minae_epoch(hidden, x, x_val, backend, fast, batch_size=256):
-    """A callable that trains one more epoch of minae and returns its seconds."""
+def minae_epoch(hidden, x, x_val, backend, step="fit", batch_size=256):
+    """A callable that trains one more epoch of minae and returns its seconds.
+
+    step: "fit" (train_step: workspace and flat buffers), "plain" (plain_step)
+    or "fused" (minae.kernels; CuPy only).
+    """
     be = resolve_backend(backend)
     x, x_val = be.asarray(x), be.asarray(x_val)
     model = Autoencoder(x.shape[1], hidden, seed=0, backend=be)
-    opt = Adam(0.001, 0.9, 0.99, 1e-7)
+    if step == "fused":
+        from minae import kernels
+
+        opt, step_fn = kernels.FusedAdam(0.001, 0.9, 0.99, 1e-7), kernels.train_step
+    else:
+        opt, step_fn = Adam(0.001, 0.9, 0.99, 1e-7), {"fit": train_step, "plain": plain_step}[step]
     epoch = [0]
 
     def run():
@@ -49,7 +68,7 @@ def minae_epoch(hidden, x, x_val, backend, fast, batch_size=256):
         be.synchronize()
         start = time.perf_counter()
         fit(model, x, x_val, epochs=1, batch_size=batch_size, optimizer=opt, seed=epoch[0],
-            progress=False, fast=fast, check_data=False)
+            progress=False, check_data=False, step=step_fn)
         be.synchronize()
         return time.perf_counter() - start
 
@@ -144,9 +163,11 @@ def per_epoch(x, x_val, hidden_list, backend, threads, reps, log=print):
         torch.set_num_threads(threads)
     rows = []
     for hidden in hidden_list:
-        contenders = {"minae": minae_epoch(hidden, x, x_val, backend, fast=True),
-                      "minae-reference": minae_epoch(hidden, x, x_val, backend, fast=False),
+        contenders = {"minae": minae_epoch(hidden, x, x_val, backend),
+                      "minae-plain": minae_epoch(hidden, x, x_val, backend, step="plain"),
                       "matmul-bound": matmul_epoch(hidden, len(x), x.shape[1], backend)}
+        if backend == "cupy":
+            contenders["minae-fused"] = minae_epoch(hidden, x, x_val, backend, step="fused")
         if torch is not None:
             contenders["pytorch"] = torch_epoch(hidden, x, x_val, device)
         times = interleave(contenders, reps)
@@ -163,14 +184,16 @@ def per_epoch(x, x_val, hidden_list, backend, threads, reps, log=print):
 def format_epoch_row(row):
     m = row["median_s"]
     text = (f"{','.join(map(str, row['hidden'])):>18} thr={row['threads']} minae {m['minae']:.3f}s "
-            f"reference {m['minae-reference']:.3f}s matmul-bound {m['matmul-bound']:.3f}s")
+            f"plain loop {m['minae-plain']:.3f}s matmul-bound {m['matmul-bound']:.3f}s")
+    if "minae-fused" in m:
+        text += f" fused {m['minae-fused']:.3f}s"
     if "pytorch" in m:
         text += f" pytorch {m['pytorch']:.3f}s  minae/pytorch {row['minae_over_pytorch']:.2f}"
     return text + f"  minae/matmul {row['minae_over_matmul']:.2f}"
 
 
 def grid_wall(ds, epochs, jobs, backend, hidden_list=ORIGINAL_HIDDEN, lrs=ORIGINAL_LRS, log=print,
-              engines=("auto", "stacked")):
+              engines=("single", "stacked")):
     """Wall time of minae's grid (each engine) vs PyTorch's nine models in a row."""
     result = {"epochs": epochs, "jobs": jobs, "runs": len(hidden_list) * len(lrs), "engines": {}}
     for engine in engines:

@@ -107,10 +107,10 @@ def build_parser():
     r.add_argument("--backend", choices=BACKENDS, default="numpy", help="default numpy")
     r.add_argument("--jobs", type=_positive_int,
                    help="parallel worker processes (default: number of cores on numpy, 1 on cupy)")
-    r.add_argument("--engine", choices=ENGINES, default="auto",
-                   help="how runs are trained, same math: reference (model.loss + Adam.step), fast "
-                        "(preallocated, in place; fused kernels on CuPy), stacked (all learning rates of "
-                        "an architecture at once); auto = fast on numpy, reference on cupy")
+    r.add_argument("--engine", choices=ENGINES, default="single",
+                   help="how runs are trained, all with minae's layers: single (each run alone, the "
+                        "default), stacked (all learning rates of an architecture at once), fused (the "
+                        "loss and Adam as CUDA kernels; needs --backend cupy)")
     r.add_argument("--out", default="results", help="output folder (default results/)")
     r.add_argument("--fresh", action="store_true", help="retrain even runs already finished in --out")
     r.add_argument("--no-plots", action="store_true", help="skip the figures")

@@ -40,12 +40,12 @@ from minae.data.registry import get_info
 from minae.errors import WorkerError
 from minae.model import Autoencoder, positive_int
 from minae.optim import FORMS, Adam, check_lr
-from minae.train import fit, use_fast_step
+from minae.train import fit, train_step
 
 ORIGINAL_HIDDEN = ((32, 16, 32), (64, 32, 16, 32, 64), (128, 64, 32, 64, 128))
 ORIGINAL_LRS = (0.1, 0.01, 0.001)
 ORIGINAL_DATASETS = ("mnist", "fashion-mnist")
-ENGINES = ("auto", "reference", "fast", "stacked")
+ENGINES = ("single", "stacked", "fused")
 KNN_K = 5
 KNN_TRAIN, KNN_VAL = 5000, 2000   # rows used for the k-NN probe of the codes
 
@@ -76,11 +76,11 @@ class GridConfig:
     fresh: bool = False
     plots: bool = True
     quiet: bool = False
-    # How runs are trained (the math is the same): "reference" = model.loss +
-    # Adam.step; "fast" = minae.fast (fused CuPy kernels on a GPU); "stacked" =
-    # every learning rate of an architecture in one stack (minae.sweep);
-    # "auto" = fast on NumPy, reference on CuPy (until GPU parity is shown).
-    engine: str = "auto"
+    # How runs are trained; every engine runs the layers of minae.layers:
+    # "single" = each run alone with fit (the default); "stacked" = every
+    # learning rate of an architecture in one stack (minae.sweep); "fused" =
+    # fit with the loss and Adam as CUDA kernels (minae.kernels; CuPy only).
+    engine: str = "single"
 
     def validate(self):
         """Raise ValueError for any bad setting, before anything is trained."""
@@ -219,23 +219,29 @@ def code_probe(model, ds, seed=0):
     }
 
 
-def _new_model(settings, ds):
+def _new_model(settings, ds, optimizer_class=Adam):
     model = Autoencoder(ds.x_train.shape[1], settings["hidden"], seed=settings["seed"],
                         dtype=settings["dtype"], backend=settings["backend"])
-    optimizer = Adam(settings["lr"], settings["beta1"], settings["beta2"], settings["eps"],
-                     settings["adam_form"])
+    optimizer = optimizer_class(settings["lr"], settings["beta1"], settings["beta2"], settings["eps"],
+                                settings["adam_form"])
     return model, optimizer
 
 
-def train_run(settings, ds, out_dir, progress=None, engine="auto"):
+def train_run(settings, ds, out_dir, progress=None, engine="single"):
     """Train one configuration on ``ds``; write its checkpoint and record.
 
     progress: None or a callable(epoch, train_bce, val_bce) for live display.
-    engine:   "auto", "reference" or "fast" (see GridConfig).
+    engine:   "single" or "fused" (see GridConfig).
     Returns the record (a JSON-ready dict).
     """
-    model, optimizer = _new_model(settings, ds)
-    fast = {"auto": None, "reference": False, "fast": True}[engine]
+    if engine == "fused":
+        from minae import kernels
+
+        model, optimizer = _new_model(settings, ds, kernels.FusedAdam)
+        step = kernels.train_step
+    else:
+        model, optimizer = _new_model(settings, ds)
+        step = train_step
     start = time.perf_counter()
 
     def on_epoch_end(epoch, history):
@@ -247,9 +253,8 @@ def train_run(settings, ds, out_dir, progress=None, engine="auto"):
     with np.errstate(over="ignore", invalid="ignore"):
         history = fit(model, ds.x_train, ds.x_val, epochs=settings["epochs"],
                       batch_size=settings["batch_size"], optimizer=optimizer, seed=settings["seed"],
-                      progress=False, on_epoch_end=on_epoch_end, fast=fast)
-    used = "fast" if use_fast_step(model, optimizer, fast) else "reference"
-    return finish_run(settings, model, history, time.perf_counter() - start, ds, out_dir, used)
+                      progress=False, on_epoch_end=on_epoch_end, step=step)
+    return finish_run(settings, model, history, time.perf_counter() - start, ds, out_dir, engine)
 
 
 def train_group(group, ds, out_dir, progress=None):
@@ -422,6 +427,9 @@ def run_grid(config, datasets=None, log=print):
     backend = resolve_backend(config.backend)
     if config.backend == "auto":
         log(f"backend: {backend.reason}")
+    if config.engine == "fused" and backend.name != "cupy":
+        raise ValueError("--engine fused runs CUDA kernels: use it with --backend cupy (or auto on a "
+                         "machine with a GPU)")
     datasets = prepare_data(config) if datasets is None else datasets
     result = GridResult(data={n: DataSummary.of(ds) for n, ds in datasets.items()})
     for name in datasets:

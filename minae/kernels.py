@@ -1,91 +1,159 @@
-"""Fused CuPy kernels for the fast step: one GPU launch where NumPy needs several.
+"""Fused CUDA kernels: the loss and Adam each in one GPU launch (CuPy only).
 
-What it teaches: on a GPU, each array operation is a kernel launch that reads
-and writes all of its operands in slow global memory. Fusing a chain of
-elementwise operations into one kernel reads each input once and writes each
-output once. The math is exactly the fast (and reference) path's:
+What it teaches: on a GPU every array operation is a kernel launch that reads
+and writes its operands in slow global memory. ``losses.bce_with_logits`` is
+about ten such passes over (N, D) and ``Adam.update`` about fourteen over every
+parameter; each kernel below does the same arithmetic in one pass, reading each
+input once and writing each output once.
 
-    bias + ReLU        a = max(a + b, 0)
-    ReLU backward      dh = h > 0 ? dh : 0
-    sigmoid/BCE        e = exp(-|z|); s = exp(min(z,0)) / (1 + e)
-                       term = max(z,0) - z*x + log1p(e);  dz = (s - x) / count
-    Adam (Keras form)  m += (1-b1)(g-m); v += (1-b2)(g*g-v); p -= lr_t*m/(sqrt(v)+eps)
+These are the one place where minae's math is written a second time, and
+only as an option: ``fit(..., step=kernels.train_step, optimizer=kernels.FusedAdam(...))``
+or ``scripts/grid.py --engine fused``. Everything else, the layers included,
+runs the Python code of layers.py, losses.py and optim.py on the GPU too.
 
-Only the order of rounding can differ from NumPy (the GPU compiler may fuse a
-multiply and an add), so the parity tests compare in float64 to 1e-10.
-Needs CuPy; importing this module without it raises ImportError.
+Parity, and why: every kernel performs the Python code's operations in the
+same order and is compiled with ``--fmad=false`` (no fused multiply-adds,
+which would round once where NumPy rounds twice), with IEEE division and
+square roots and denormals kept (no ``-ftz``). So Adam gives the same bits as
+``Adam.update`` run on CuPy, and the loss the same bits as
+``bce_with_logits`` on CuPy, whose exp and log1p are these same CUDA
+functions. Against NumPy on a CPU, CUDA's exp and log1p differ by 1-2 ulp,
+so float64 results agree to about 1e-12 relative, not bit for bit. The tests
+check both (tests/test_kernels.py) and compile every kernel with NVRTC even
+where there is no GPU.
+
+The CUDA sources are plain strings (``cuda_source``), so they can be compiled
+without CuPy or a device; CuPy is imported only when a kernel runs.
 """
 
 from __future__ import annotations
 
-import cupy
+import math
 
-from minae.fast import FastStep
+import numpy as np
 
-# Ternaries, not fmax/fmin: those drop NaN, and a NaN must survive for fit to
-# notice a diverging run (NumPy's maximum keeps it too).
-bias_relu = cupy.ElementwiseKernel(
-    "T b", "T a", "T y = a + b; a = (y > (T)0 || y != y) ? y : (T)0", "minae_bias_relu")
+from minae import train
+from minae.losses import _check_pair, check_finite
+from minae.optim import Adam
 
-relu_backward = cupy.ElementwiseKernel(
-    "T h", "T dh", "if (!(h > (T)0)) dh = (T)0", "minae_relu_backward")
+KERNELS = ("minae_bce_logits", "minae_adam_keras", "minae_adam_textbook")
+COMPILE_OPTIONS = ("--fmad=false",)
+THREADS = 256
 
-bce_logits = cupy.ElementwiseKernel(
-    "T z, T x, T count", "T dz, T term",
-    """
-    T e = exp(-fabs(z));
-    T s = exp(z < (T)0 ? z : (T)0) / ((T)1 + e);
-    term = (z > (T)0 ? z : (T)0) - z * x + log1p(e);
-    dz = (s - x) / count;
-    """,
-    "minae_bce_logits")
+# One element per thread in a grid-stride loop; T is float or double.
+_SOURCE = r"""
+#define LOOP(n) for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < (n); \
+                     i += (long long)blockDim.x * gridDim.x)
 
-adam_keras = cupy.ElementwiseKernel(
-    "T g, T lr_t, T one_minus_b1, T one_minus_b2, T eps", "T p, T m, T v",
-    """
-    m += one_minus_b1 * (g - m);
-    v += one_minus_b2 * (g * g - v);
-    p -= lr_t * m / (sqrt(v) + eps);
-    """,
-    "minae_adam_keras")
+// losses.bce_with_logits: term = max(z,0) - z*x + log1p(e), dz = (sigmoid(z) - x) / count,
+// with e = exp(-|z|) shared, and sigmoid(z) = max(e, z >= 0) / (1 + e). NaN stays NaN.
+extern "C" __global__ void minae_bce_logits(const T* z, const T* x, T* term, T* dz,
+                                            const T count, const long long n) {
+    LOOP(n) {
+        const T zi = z[i], xi = x[i];
+        const T e = EXP(-FABS(zi));
+        const T relu = (zi > (T)0 || zi != zi) ? zi : (T)0;
+        term[i] = (relu - zi * xi) + LOG1P(e);
+        const T s = ((zi >= (T)0) ? (T)1 : e) / ((T)1 + e);
+        dz[i] = (s - xi) / count;
+    }
+}
 
-adam_textbook = cupy.ElementwiseKernel(
-    "T g, T lr, T b1, T b2, T c1, T c2, T eps", "T p, T m, T v",
-    """
-    m = b1 * m + ((T)1 - b1) * g;
-    v = b2 * v + ((T)1 - b2) * (g * g);
-    p -= lr * (m / c1) / (sqrt(v / c2) + eps);
-    """,
-    "minae_adam_textbook")
+// optim.Adam.update, form "keras".
+extern "C" __global__ void minae_adam_keras(T* p, const T* g, T* m, T* v, const T lr_t,
+                                            const T one_minus_b1, const T one_minus_b2,
+                                            const T eps, const long long n) {
+    LOOP(n) {
+        const T gi = g[i];
+        const T mi = m[i] + (gi - m[i]) * one_minus_b1;
+        const T vi = v[i] + (gi * gi - v[i]) * one_minus_b2;
+        m[i] = mi;
+        v[i] = vi;
+        p[i] = p[i] - (mi * lr_t) / (SQRT(vi) + eps);
+    }
+}
+
+// optim.Adam.update, form "textbook"; c1 = 1 - b1**t, c2 = 1 - b2**t.
+extern "C" __global__ void minae_adam_textbook(T* p, const T* g, T* m, T* v, const T lr,
+                                               const T b1, const T b2, const T one_minus_b1,
+                                               const T one_minus_b2, const T c1, const T c2,
+                                               const T eps, const long long n) {
+    LOOP(n) {
+        const T gi = g[i];
+        const T mi = m[i] * b1 + gi * one_minus_b1;
+        const T vi = v[i] * b2 + (gi * gi) * one_minus_b2;
+        m[i] = mi;
+        v[i] = vi;
+        p[i] = p[i] - ((mi / c1) * lr) / (SQRT(vi / c2) + eps);
+    }
+}
+"""
+
+_MATH = {"float": {"T": "float", "EXP": "expf", "LOG1P": "log1pf", "FABS": "fabsf", "SQRT": "sqrtf"},
+         "double": {"T": "double", "EXP": "exp", "LOG1P": "log1p", "FABS": "fabs", "SQRT": "sqrt"}}
 
 
-class CupyFastStep(FastStep):
-    """FastStep with its elementwise chains fused into single CuPy kernels."""
+def cuda_source(ctype):
+    """The complete CUDA C source of every kernel for ``ctype`` "float" or "double"."""
+    if ctype not in _MATH:
+        raise ValueError(f"ctype must be 'float' or 'double', got {ctype!r}")
+    defines = "".join(f"#define {k} {v}\n" for k, v in _MATH[ctype].items())
+    return defines + _SOURCE
 
-    def __init__(self, model, optimizer, batch_size):
-        if model.backend.name != "cupy":
-            raise ValueError("CupyFastStep needs a model on backend='cupy'")
-        super().__init__(model, optimizer, batch_size)
 
-    def _bias_relu(self, a, b):
-        bias_relu(b, a)
+_compiled = {}
 
-    def _relu_backward(self, dh, h):
-        relu_backward(h, dh)
 
-    def _bce(self, z, x):
-        n = z.shape[0]
-        dz, term = self.dz[:n], self.t[:n]
-        bce_logits(z, x, z.dtype.type(z.shape[0] * z.shape[1]), dz, term)
-        return cupy.mean(term), dz
+def _kernel(name, dtype):
+    import cupy
 
-    def _adam(self):
-        opt, T = self.opt, self.flat.dtype.type
-        opt.t += 1
-        b1, b2, t = opt.beta1, opt.beta2, opt.t
-        if opt.form == "keras":
-            lr_t = opt.lr * (1.0 - b2**t) ** 0.5 / (1.0 - b1**t)
-            adam_keras(self.grad, T(lr_t), T(1.0 - b1), T(1.0 - b2), T(opt.eps), self.flat, self.m, self.v)
+    ctype = {"float32": "float", "float64": "double"}[np.dtype(dtype).name]
+    key = (name, ctype)
+    if key not in _compiled:
+        _compiled[key] = cupy.RawKernel(cuda_source(ctype), name, options=COMPILE_OPTIONS)
+    return _compiled[key]
+
+
+def _launch(name, arrays, scalars, n):
+    """Run kernel ``name`` over n elements of C-contiguous CuPy ``arrays``."""
+    for a in arrays:
+        if not a.flags.c_contiguous:
+            raise ValueError(f"{name} needs C-contiguous arrays")
+    T = arrays[0].dtype.type
+    blocks = max(1, min(-(-n // THREADS), 65535))
+    _kernel(name, arrays[0].dtype)((blocks,), (THREADS,),
+                                   (*arrays, *(T(s) for s in scalars), np.int64(n)))
+
+
+def bce_with_logits(z, x, *, check=True, work=None):
+    """losses.bce_with_logits as one kernel: (loss, dz) for z, x: (N, D) CuPy arrays."""
+    import cupy
+
+    if check:
+        _check_pair(z, x, "logits", check_finite)
+    term, dz = (cupy.empty_like(z), cupy.empty_like(z)) if work is None else work
+    _launch("minae_bce_logits", [z, x, term, dz], [z.shape[-2] * z.shape[-1]], z.size)
+    return cupy.mean(term, axis=(-2, -1)), dz
+
+
+class FusedAdam(Adam):
+    """optim.Adam whose update runs as one kernel per parameter array (one
+    for a model's flat buffer). A list of learning rates (a stack) falls back
+    to Adam.update, which broadcasts them."""
+
+    def update(self, p, g, m, v, scratch):
+        if not isinstance(self.lr, float):
+            return super().update(p, g, m, v, scratch)
+        b1, b2, t = self.beta1, self.beta2, self.t
+        if self.form == "keras":
+            lr_t = self.lr * math.sqrt(1.0 - b2**t) / (1.0 - b1**t)
+            _launch("minae_adam_keras", [p, g, m, v], [lr_t, 1.0 - b1, 1.0 - b2, self.eps], p.size)
         else:
-            adam_textbook(self.grad, T(opt.lr), T(b1), T(b2), T(1.0 - b1**t), T(1.0 - b2**t), T(opt.eps),
-                          self.flat, self.m, self.v)
+            _launch("minae_adam_textbook", [p, g, m, v],
+                    [self.lr, b1, b2, 1.0 - b1, 1.0 - b2, 1.0 - b1**t, 1.0 - b2**t, self.eps], p.size)
+
+
+def train_step(model, optimizer, xb, work=None):
+    """train.train_step with the fused loss (the layers run their own code);
+    the optimizer should be a FusedAdam."""
+    return train.train_step(model, optimizer, xb, work, bce=bce_with_logits)

@@ -10,10 +10,22 @@ Dimension letters used in every docstring of minae:
     D  input features (784 for a flattened 28x28 image)
     H  width of a hidden layer; D_in / D_out for a generic layer
     Z  width of the code (the narrowest hidden layer)
+    K  models in a stack (a learning-rate sweep trained together)
+
+Every formula works on the last two axes (``matrix_transpose`` swaps just
+those, sums run over axis -2), so the same code trains one model, x: (N, D),
+or a stack of K models at once, x: (K, N, D) with W: (K, D_in, D_out). These
+are the very functions ``fit``, the grid and the stacked sweep run: edit one
+and every path changes.
 
 Gradients are *assigned*, not accumulated: every parameter is used exactly
 once per forward pass (no weight sharing), so there is nothing to sum and no
-"zero_grad" to forget.
+"zero_grad" to forget. They are written into ``dW``/``db`` in place, because a
+model keeps all its gradients in one flat buffer (see minae.model).
+
+``out=`` arguments are optional buffers to write a result into; a training
+loop passes them so that nothing is allocated per batch. The result is the
+same either way.
 """
 
 from __future__ import annotations
@@ -98,6 +110,8 @@ class Dense:
 
     W: (D_in, D_out), so the forward pass needs no transpose.
     b: (D_out,), zeros at the start (as Keras).
+    dW, db: gradients of the same shapes, written by ``backward``.
+    A stack of K models adds a leading axis to all four (b: (K, D_out)).
     """
 
     def __init__(self, d_in, d_out, *, rng=None, init="glorot_uniform",
@@ -106,23 +120,32 @@ class Dense:
         be = resolve_backend(backend)
         self.W = be.asarray(init_weights(init, rng, d_in, d_out), dtype)  # (D_in, D_out)
         self.b = be.asarray(np.zeros(d_out), dtype)                        # (D_out,)
-        self.dW = None
-        self.db = None
+        self.dW = be.asarray(np.zeros((d_in, d_out)), dtype)
+        self.db = be.asarray(np.zeros(d_out), dtype)
         self.x = None
 
-    def forward(self, x):
-        """x: (N, D_in) -> y: (N, D_out). Keeps x for the backward pass."""
+    def forward(self, x, out=None):
+        """x: (..., N, D_in) -> y: (..., N, D_out). Keeps x for the backward pass."""
+        xp = get_namespace(x)
         self.x = x
-        return x @ self.W + self.b
+        y = xp.matmul(x, self.W, out=out)     # x @ W
+        y += self.b[..., None, :]             # + b, the same b added to every row
+        return y
 
-    def backward(self, dout):
-        """dout: (N, D_out) -> dx: (N, D_in); sets dW (D_in, D_out), db (D_out,)."""
+    def backward(self, dout, out=None, need_dx=True):
+        """dout: (..., N, D_out) -> dx: (..., N, D_in); sets dW (..., D_in, D_out), db (..., D_out).
+
+        need_dx=False skips dx (returns None): the first layer's input is the
+        data, whose gradient training never uses.
+        """
         _need_forward(self, self.x)
         xp = get_namespace(dout)
-        self.dW = self.x.T @ dout
+        xp.matmul(xp.matrix_transpose(self.x), dout, out=self.dW)   # dW = x^T @ dout
         # b is added to every row of the batch, so its gradient sums over rows.
-        self.db = xp.sum(dout, axis=0)
-        return dout @ self.W.T
+        xp.sum(dout, axis=-2, out=self.db)                         # db = sum over n of dout
+        if not need_dx:
+            return None
+        return xp.matmul(dout, xp.matrix_transpose(self.W), out=out)   # dx = dout @ W^T
 
 
 class ReLU:
@@ -133,32 +156,49 @@ class ReLU:
     """
 
     def __init__(self):
-        self.mask = None
+        self.out = None
 
-    def forward(self, x):
-        """x: (N, H) -> y: (N, H). Keeps the mask: 1.0 where x > 0, else 0.0."""
+    def forward(self, x, out=None):
+        """x: (..., N, H) -> y: (..., N, H). Keeps y: y > 0 exactly where x > 0,
+        so y is all backward needs (``out`` may be x itself)."""
         xp = get_namespace(x)
-        # A float mask (not bool) so backward is one multiply, valid in every
-        # Array-API library; np.where would be several times slower here.
-        self.mask = xp.astype(x > 0, x.dtype)
-        return xp.maximum(x, 0.0)
+        self.out = xp.maximum(x, 0.0, out=out)
+        return self.out
 
-    def backward(self, dout):
-        """dout: (N, H) -> dx: (N, H), dout passed where x > 0, else 0."""
-        _need_forward(self, self.mask)
-        return dout * self.mask
+    def backward(self, dout, out=None):
+        """dout: (..., N, H) -> dx: (..., N, H), dout passed where x > 0, else 0."""
+        _need_forward(self, self.out)
+        xp = get_namespace(dout)
+        # Multiplying by the mask (not where()) keeps dout's sign on zeros and a
+        # NaN as NaN, and is one fast pass.
+        return xp.multiply(dout, self.out > 0, out=out)
 
 
-def sigmoid(z):
+def exp_neg_abs(z, out=None):
+    """exp(-|z|), in (0, 1] for every z: the one exp both the sigmoid and the loss need."""
+    xp = get_namespace(z)
+    e = xp.abs(z, out=out)
+    e = xp.negative(e, out=out)
+    return xp.exp(e, out=out)
+
+
+def sigmoid(z, *, e=None, out=None):
     """1 / (1 + exp(-z)) computed so that no finite z overflows.
 
     Written as exp(min(z, 0)) / (1 + exp(-|z|)): for z >= 0 that is
     1 / (1 + exp(-z)); for z < 0, multiplying top and bottom by exp(z) gives
     exp(z) / (1 + exp(z)). exp only ever sees numbers <= 0, so it lies in
     (0, 1]: no overflow, and tiny outputs keep their full relative precision.
+
+    One exp serves both: exp(min(z, 0)) is exp(-|z|) where z < 0 and 1 where
+    z >= 0, and exp(-|z|) <= 1, so it equals max(exp(-|z|), z >= 0), bit for
+    bit (NaN stays NaN). e: exp(-|z|) if the caller has it already (the loss does).
     """
     xp = get_namespace(z)
-    return xp.exp(xp.minimum(z, 0.0)) / (1.0 + xp.exp(-xp.abs(z)))
+    e = exp_neg_abs(z) if e is None else e
+    s = xp.greater_equal(z, 0.0, out=out)   # 1.0 where z >= 0 (into a float buffer if given)
+    s = xp.maximum(e, s, out=out)           # exp(min(z, 0))
+    return xp.divide(s, 1.0 + e, out=out)
 
 
 class Sigmoid:
@@ -167,12 +207,15 @@ class Sigmoid:
     def __init__(self):
         self.out = None
 
-    def forward(self, x):
-        """x: (N, D) -> y: (N, D) in [0, 1]. Keeps y."""
-        self.out = sigmoid(x)
+    def forward(self, x, out=None):
+        """x: (..., N, D) -> y: (..., N, D) in [0, 1]. Keeps y."""
+        self.out = sigmoid(x, out=out)
         return self.out
 
-    def backward(self, dout):
-        """dout: (N, D) -> dx: (N, D) = dout * y * (1 - y)."""
+    def backward(self, dout, out=None):
+        """dout: (..., N, D) -> dx: (..., N, D) = dout * y * (1 - y)."""
         _need_forward(self, self.out)
-        return dout * self.out * (1.0 - self.out)
+        xp = get_namespace(dout)
+        dx = xp.multiply(dout, self.out, out=out)
+        dx *= 1.0 - self.out
+        return dx

@@ -21,12 +21,15 @@ the log's:
 
 The probability form takes p directly and must clip it to [eps, 1 - eps]
 before the logs; it is here for teaching and for checking the fused form.
+
+Both forms accept a stack of K models' outputs, (K, N, D): the mean then runs
+over each model's own N * D numbers and the loss is (K,).
 """
 
 from __future__ import annotations
 
 from minae.backend import get_namespace
-from minae.layers import sigmoid
+from minae.layers import exp_neg_abs, sigmoid
 
 # Keras' backend epsilon, used to clip probabilities away from 0 and 1.
 PROB_EPS = 1e-7
@@ -57,50 +60,67 @@ def _check_pair(pred, x, pred_name, pred_check):
     check_unit_interval(x, "targets")
 
 
-def bce_with_logits_terms(z, x):
-    """Per-pixel BCE from logits, max(z, 0) - z*x + log(1 + exp(-|z|)); same shape as z."""
+def bce_with_logits_terms(z, x, *, e=None, out=None):
+    """Per-pixel BCE from logits, max(z, 0) - z*x + log(1 + exp(-|z|)); same shape as z.
+
+    e: exp(-|z|) if the caller has it already.
+    """
     xp = get_namespace(z)
-    return xp.maximum(z, 0.0) - z * x + xp.log1p(xp.exp(-xp.abs(z)))
+    e = exp_neg_abs(z) if e is None else e
+    terms = xp.maximum(z, 0.0, out=out)
+    terms -= z * x
+    terms += xp.log1p(e)
+    return terms
 
 
 def bce_with_logits_loss(z, x, *, check=True):
-    """Mean BCE from logits. z: (N, D) logits, x: (N, D) targets -> 0-d array."""
+    """Mean BCE from logits. z: (..., N, D) logits, x: (..., N, D) targets -> (...) array."""
     if check:
         _check_pair(z, x, "logits", check_finite)
-    return get_namespace(z).mean(bce_with_logits_terms(z, x))
+    return get_namespace(z).mean(bce_with_logits_terms(z, x), axis=(-2, -1))
 
 
-def bce_with_logits(z, x, *, check=True):
+def bce_with_logits(z, x, *, check=True, work=None):
     """Mean BCE from logits and its gradient.
 
-    z: (N, D) logits, x: (N, D) targets in [0, 1]
-    returns loss: 0-d array, dz: (N, D) = (sigmoid(z) - x) / (N * D)
+    z: (..., N, D) logits, x: (..., N, D) or (N, D) targets in [0, 1]
+    returns loss: (...) array (0-d for one model),
+            dz: (..., N, D) = (sigmoid(z) - x) / (N * D)
+    work: optional pair of buffers shaped like z, so a training loop allocates
+          nothing; dz is written into the second.
     """
-    loss = bce_with_logits_loss(z, x, check=check)
-    count = z.shape[0] * z.shape[1]
-    dz = (sigmoid(z) - x) / count
+    if check:
+        _check_pair(z, x, "logits", check_finite)
+    xp = get_namespace(z)
+    e_buf, dz_buf = (None, None) if work is None else work
+    e = exp_neg_abs(z, out=e_buf)           # one exp, shared by the loss and the sigmoid
+    terms = bce_with_logits_terms(z, x, e=e, out=dz_buf)
+    loss = xp.mean(terms, axis=(-2, -1))
+    # The sigmoid's derivative cancels the log's: dL/dz = (sigmoid(z) - x) / count.
+    dz = xp.subtract(sigmoid(z, e=e, out=dz_buf), x, out=dz_buf)
+    dz /= z.shape[-2] * z.shape[-1]
     return loss, dz
 
 
 def bce_loss(p, x, *, eps=PROB_EPS, check=True):
-    """Mean BCE from probabilities p: (N, D), clipped to [eps, 1 - eps]."""
+    """Mean BCE from probabilities p: (..., N, D), clipped to [eps, 1 - eps]."""
     if check:
         _check_pair(p, x, "probabilities", check_unit_interval)
     xp = get_namespace(p)
     pc = xp.clip(p, eps, 1.0 - eps)
-    return -xp.mean(x * xp.log(pc) + (1.0 - x) * xp.log(1.0 - pc))
+    return -xp.mean(x * xp.log(pc) + (1.0 - x) * xp.log(1.0 - pc), axis=(-2, -1))
 
 
 def bce(p, x, *, eps=PROB_EPS, check=True):
     """Mean BCE from probabilities and its gradient.
 
-    p: (N, D) in [0, 1], x: (N, D) targets in [0, 1]
-    returns loss: 0-d array, dp: (N, D) = (p - x) / (p * (1 - p)) / (N * D)
+    p: (..., N, D) in [0, 1], x: (..., N, D) targets in [0, 1]
+    returns loss: (...) array, dp: (..., N, D) = (p - x) / (p * (1 - p)) / (N * D)
     Where p was clipped the loss does not depend on p, so dp is 0 there.
     """
     loss = bce_loss(p, x, eps=eps, check=check)
     xp = get_namespace(p)
-    count = p.shape[0] * p.shape[1]
+    count = p.shape[-2] * p.shape[-1]
     inside = (p > eps) & (p < 1.0 - eps)
     pc = xp.clip(p, eps, 1.0 - eps)
     dp = xp.where(inside, (pc - x) / (pc * (1.0 - pc)) / count, 0.0)

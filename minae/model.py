@@ -11,6 +11,18 @@ For hidden sizes [H1, ..., Hk] the model is
 Training fuses the final sigmoid into the loss (``bce_with_logits``), so the
 output layer's upstream gradient is simply (sigmoid(z) - x) / (N * D).
 
+Where the numbers live: all parameters of a model sit back to back in one flat
+buffer, ``flat_params``, and all gradients in ``flat_grads``; each layer's W,
+b, dW and db are views into them. The layers neither know nor care, but the
+optimizer can then update the whole model in a handful of operations
+(``optimizer.step([model.flat_params], [model.flat_grads])``, what ``fit``
+does), each over one long array instead of one per layer.
+
+A *stack* of K models of one architecture (``Autoencoder.stack(models)``) is
+the same class with a leading axis K on every parameter: W (K, D_in, D_out),
+flat buffers (K, P). The same layers train it, because they work on the last
+two axes; that is how a learning-rate sweep trains as one (minae.sweep).
+
 Public contract (other code in minae relies on it):
     model.params            live parameter arrays [W1, b1, W2, b2, ...]
     loss, grads = model.loss(x)   forward, BCE, backward; grads match params
@@ -22,8 +34,10 @@ Public contract (other code in minae relies on it):
 from __future__ import annotations
 
 import json
+import math
 import numbers
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -65,6 +79,8 @@ class Autoencoder:
     init:      weight initialiser name (default "glorot_uniform", as Keras).
     """
 
+    stack_size = None   # K for a stack of models (see ``stack``), None for one model
+
     def __init__(self, input_dim, hidden, *, seed=0, dtype="float32", backend="numpy",
                  init="glorot_uniform"):
         self.input_dim = positive_int(input_dim, "input_dim")
@@ -82,20 +98,81 @@ class Autoencoder:
         self.dense = [Dense(d_in, d_out, rng=rng, init=init, backend=self.backend, dtype=self.dtype)
                       for d_in, d_out in zip(sizes[:-1], sizes[1:])]
         self.relus = [ReLU() for _ in self.hidden]
+        self._flatten([layer.W for layer in self.dense], [layer.b for layer in self.dense])
+
+    @classmethod
+    def stack(cls, models):
+        """K models of one architecture as one stacked model (copies of their weights).
+
+        Every parameter gains a leading axis K; ``forward``, ``loss`` and an
+        optimizer then treat all K at once. ``unstack_into`` copies them back.
+        """
+        models = list(models)
+        first = models[0]
+        for m in models:
+            if m.stack_size is not None:
+                raise ValueError("stack single models, not stacks")
+            if (m.input_dim, m.hidden, m.dtype, m.backend.name) != (first.input_dim, first.hidden,
+                                                                     first.dtype, first.backend.name):
+                raise ValueError("stacked models must share input_dim, hidden, dtype and backend")
+        stacked = cls.__new__(cls)
+        stacked.__dict__.update(input_dim=first.input_dim, hidden=list(first.hidden), dtype=first.dtype,
+                                seed=None, init=first.init, backend=first.backend, stack_size=len(models))
+        sizes = [first.input_dim, *first.hidden, first.input_dim]
+        stacked.dense = [Dense.__new__(Dense) for _ in sizes[1:]]
+        stacked.relus = [ReLU() for _ in first.hidden]
+        xp = first.backend.xp
+        stacked._flatten([xp.stack([m.dense[i].W for m in models]) for i in range(len(sizes) - 1)],
+                         [xp.stack([m.dense[i].b for m in models]) for i in range(len(sizes) - 1)])
+        return stacked
+
+    def unstack_into(self, k, model):
+        """Copy model k of this stack into ``model`` (same architecture), in place."""
+        for dst, src in zip(model.params, self.params, strict=True):
+            dst[...] = src[k]
+
+    def _flatten(self, weights, biases):
+        """Put the given W and b arrays into one flat buffer (and dW, db into another);
+        every layer then holds views into them."""
+        xp = self.backend.xp
+        lead = () if self.stack_size is None else (self.stack_size,)
+        shapes = [tuple(a.shape[len(lead):]) for pair in zip(weights, biases) for a in pair]
+        sizes = [math.prod(shape) for shape in shapes]
+        dtype = self.backend.dtype(self.dtype)
+        kwargs = {} if self.backend.device is None else {"device": self.backend.device}
+        self.flat_params = xp.zeros(lead + (sum(sizes),), dtype=dtype, **kwargs)   # (P,) or (K, P)
+        self.flat_grads = xp.zeros(lead + (sum(sizes),), dtype=dtype, **kwargs)
+
+        def views(flat):
+            out, start = [], 0
+            for shape, size in zip(shapes, sizes):
+                out.append(xp.reshape(flat[..., start:start + size], lead + shape))
+                start += size
+            return out
+
+        params, grads = views(self.flat_params), views(self.flat_grads)
+        for i, layer in enumerate(self.dense):
+            params[2 * i][...] = weights[i]
+            params[2 * i + 1][...] = biases[i]
+            layer.W, layer.b = params[2 * i], params[2 * i + 1]
+            layer.dW, layer.db = grads[2 * i], grads[2 * i + 1]
+            layer.x = None
 
     def __repr__(self):
+        stacked = "" if self.stack_size is None else f", stack_size={self.stack_size}"
         return (f"Autoencoder(input_dim={self.input_dim}, hidden={self.hidden}, "
-                f"dtype={self.dtype!r}, backend={self.backend.name!r})")
+                f"dtype={self.dtype!r}, backend={self.backend.name!r}{stacked})")
 
     # -- parameters ---------------------------------------------------------
     @property
     def params(self):
-        """[W1, b1, W2, b2, ...]: the live arrays, updated in place by optimizers."""
+        """[W1, b1, W2, b2, ...]: live views into ``flat_params``, updated in place by optimizers."""
         return [p for layer in self.dense for p in (layer.W, layer.b)]
 
     @property
     def grads(self):
-        """[dW1, db1, ...] from the last backward pass, matching ``params``."""
+        """[dW1, db1, ...]: views into ``flat_grads``, matching ``params``; the next
+        backward pass overwrites them (copy one to keep it)."""
         return [g for layer in self.dense for g in (layer.dW, layer.db)]
 
     @property
@@ -105,47 +182,72 @@ class Autoencoder:
 
     # -- checks ---------------------------------------------------------------
     def check_input(self, x, name="x"):
-        """Raise ValueError unless x is (N, D) on this backend, finite, in [0, 1]."""
-        if getattr(x, "ndim", None) != 2 or x.shape[1] != self.input_dim:
-            raise ValueError(f"{name} must have shape (N, {self.input_dim}), got "
-                             f"{tuple(getattr(x, 'shape', ()))}; flatten images to rows first")
+        """Raise ValueError unless x is (N, D) (or (K, N, D) for a stack), finite, in [0, 1]."""
+        ndims = (2,) if self.stack_size is None else (2, 3)
+        shape = tuple(getattr(x, "shape", ()))
+        if getattr(x, "ndim", None) not in ndims or x.shape[-1] != self.input_dim \
+                or (len(shape) == 3 and shape[0] != self.stack_size):
+            want = f"(N, {self.input_dim})" + ("" if self.stack_size is None
+                                                 else f" or ({self.stack_size}, N, {self.input_dim})")
+            raise ValueError(f"{name} must have shape {want}, got {shape}; flatten images to rows first")
         check_unit_interval(x, name)
 
-    # -- forward and backward ----------------------------------------------
-    def forward(self, x):
-        """x: (N, D) -> logits z: (N, D). Every layer keeps what backward needs."""
-        h = x
-        for dense, relu in zip(self.dense, self.relus):
-            h = relu.forward(dense.forward(h))   # (N, H_i)
-        return self.dense[-1].forward(h)
+    def workspace(self, batch_size):
+        """Buffers for training steps of up to ``batch_size`` rows (see Workspace)."""
+        return Workspace(self, batch_size)
 
-    def backward(self, dz):
-        """dz: (N, D) gradient of the loss w.r.t. the logits; fills ``grads``."""
-        dh = self.dense[-1].backward(dz)
-        for dense, relu in zip(reversed(self.dense[:-1]), reversed(self.relus)):
-            dh = dense.backward(relu.backward(dh))
+    # -- forward and backward ----------------------------------------------
+    def forward(self, x, work=None):
+        """x: (..., N, D) -> logits z: (..., N, D). Every layer keeps what backward needs.
+
+        work: an optional Workspace; the layers then write into its buffers.
+        """
+        rows = None if work is None else work.rows(x.shape[-2])
+        h = x
+        for i, (dense, relu) in enumerate(zip(self.dense, self.relus)):
+            a = None if rows is None else rows.act[i]
+            h = relu.forward(dense.forward(h, out=a), out=a)   # (..., N, H_i); ReLU in place
+        return self.dense[-1].forward(h, out=None if rows is None else rows.act[-1])
+
+    def backward(self, dz, work=None, input_grad=False):
+        """dz: (..., N, D), the loss's gradient w.r.t. the logits; fills ``grads``.
+
+        Returns dL/dx (..., N, D) if input_grad, else None: training never
+        needs the gradient of the data, so the first layer skips it.
+        """
+        rows = None if work is None else work.rows(dz.shape[-2])
+        dh = dz
+        for i in range(len(self.dense) - 1, -1, -1):
+            buf = None if rows is None or i == 0 else rows.dh[i - 1]
+            dh = self.dense[i].backward(dh, out=buf, need_dx=i > 0 or input_grad)
+            if i > 0:   # through the ReLU that hidden layer i's output went through
+                dh = self.relus[i - 1].backward(dh, out=buf)
         return dh
 
-    def loss(self, x, *, check=True):
+    def loss(self, x, *, check=True, work=None, bce=bce_with_logits):
         """Forward, BCE against x itself, backward.
 
-        x: (N, D) in [0, 1]. Returns (loss, grads): loss a 0-d array (``float``
-        reads it; on a GPU that synchronises), grads matching ``params``.
-        ``check=False`` skips the input checks (the trainer checks once per set).
+        x: (N, D) in [0, 1] ((K, N, D) or (N, D) for a stack). Returns (loss,
+        grads): loss a 0-d array ((K,) for a stack; ``float`` reads it, and on
+        a GPU that synchronises), grads matching ``params``.
+        ``check=False`` skips the input checks (the trainer checks once per set);
+        ``work`` is an optional Workspace (``fit`` passes one); ``bce`` the
+        loss function (minae.kernels passes its fused copy).
         """
         if check:
             self.check_input(x)
-        z = self.forward(x)
-        loss, dz = bce_with_logits(z, x, check=False)
-        self.backward(dz)
+        z = self.forward(x, work)
+        bce_work = None if work is None else work.rows(z.shape[-2]).bce
+        loss, dz = bce(z, x, check=False, work=bce_work)
+        self.backward(dz, work)
         return loss, self.grads
 
     def predict(self, x):
-        """x: (N, D) -> reconstructions (N, D) in [0, 1]."""
+        """x: (..., N, D) -> reconstructions (..., N, D) in [0, 1]."""
         return sigmoid(self.forward(x))
 
     def encode(self, x, layer=1):
-        """x: (N, D) -> (N, H_layer), activations after hidden layer ``layer``."""
+        """x: (..., N, D) -> (..., N, H_layer), activations after hidden layer ``layer``."""
         if isinstance(layer, bool) or not isinstance(layer, numbers.Integral) \
                 or not 1 <= layer <= len(self.hidden):
             raise ValueError(f"layer must be an integer from 1 to {len(self.hidden)} "
@@ -159,11 +261,10 @@ class Autoencoder:
     def to(self, backend):
         """Move every parameter to another backend; returns self."""
         new = resolve_backend(backend)
-        for layer in self.dense:
-            layer.W = new.asarray(self.backend.to_host(layer.W))
-            layer.b = new.asarray(self.backend.to_host(layer.b))
-            layer.dW = layer.db = layer.x = None
+        weights = [new.asarray(self.backend.to_host(layer.W)) for layer in self.dense]
+        biases = [new.asarray(self.backend.to_host(layer.b)) for layer in self.dense]
         self.backend = new
+        self._flatten(weights, biases)
         return self
 
     def metadata(self):
@@ -176,6 +277,8 @@ class Autoencoder:
 
         extra: optional JSON-serialisable dict stored beside the metadata.
         """
+        if self.stack_size is not None:
+            raise ValueError("save the models of a stack one by one (unstack_into each first)")
         path = Path(path)
         meta = self.metadata()
         if extra is not None:
@@ -199,8 +302,8 @@ class Autoencoder:
                 if name not in arrays or arrays[name].shape != tuple(current.shape):
                     raise CheckpointError(f"{path}: array {name} is missing or has the wrong "
                                           f"shape for hidden={meta['hidden']}; the file is damaged")
-            layer.W = model.backend.asarray(arrays[f"W{i}"], model.dtype)
-            layer.b = model.backend.asarray(arrays[f"b{i}"], model.dtype)
+            layer.W[...] = model.backend.asarray(arrays[f"W{i}"], model.dtype)
+            layer.b[...] = model.backend.asarray(arrays[f"b{i}"], model.dtype)
         model.extra = meta.get("extra")
         return model
 
@@ -235,3 +338,47 @@ def _read_checkpoint(path):
         raise CheckpointError(f"{path}: checkpoint version {meta.get('version')!r} is not "
                               f"supported (this minae reads version {CHECKPOINT_VERSION})")
     return meta, arrays
+
+
+class Workspace:
+    """Preallocated buffers for training steps on up to ``batch_size`` rows.
+
+    act[i]: (..., N, width of layer i's output) -- each Dense writes here and
+            its ReLU overwrites it in place; the last holds the logits.
+    dh[i]:  (..., N, H_i) -- gradient w.r.t. hidden layer i's output.
+    bce:    two (..., N, D) scratch arrays for the loss and its gradient.
+    ``rows(n)`` gives views of the first n rows (a short last batch).
+    """
+
+    def __init__(self, model, batch_size):
+        xp, dtype = model.backend.xp, model.backend.dtype(model.dtype)
+        lead = () if model.stack_size is None else (model.stack_size,)
+        widths = [*model.hidden, model.input_dim]
+        kwargs = {} if model.backend.device is None else {"device": model.backend.device}
+
+        def buffer(width):
+            return xp.empty(lead + (batch_size, width), dtype=dtype, **kwargs)
+
+        self.batch_size = batch_size
+        self.act = [buffer(w) for w in widths]
+        self.dh = [buffer(h) for h in model.hidden]
+        self.bce = (buffer(model.input_dim), buffer(model.input_dim))
+        self._rows = {}
+
+    def rows(self, n):
+        if n > self.batch_size:
+            raise ValueError(f"a batch of {n} rows is larger than the {self.batch_size} this "
+                             "workspace was made for")
+        if n not in self._rows:
+            def cut(b):
+                return b[..., :n, :]
+            self._rows[n] = _Rows([cut(b) for b in self.act], [cut(b) for b in self.dh],
+                                  tuple(cut(b) for b in self.bce))
+        return self._rows[n]
+
+
+@dataclass(frozen=True)
+class _Rows:
+    act: list
+    dh: list
+    bce: tuple

@@ -5,7 +5,10 @@ What it teaches: every optimizer here has one interface,
     optimizer.step(params, grads)
 
 which updates each parameter array *in place* (so layers keep their arrays)
-from the gradient at the same position in ``grads``.
+from the gradient at the same position in ``grads``. Any list of arrays will
+do: a student's [W1, b1, ...], or the single flat buffer that holds a whole
+model's parameters (what ``fit`` passes), which turns every line below into one
+whole-model operation. This is the one Adam in minae; every path runs it.
 
 Adam keeps two running moments per parameter, m (mean of g) and v (mean of
 g**2), which start at zero and are therefore biased towards zero early on;
@@ -30,39 +33,61 @@ experiment is the point; ``form="textbook"`` gives the other.
 from __future__ import annotations
 
 import math
+import numbers
 
-from minae.backend import get_namespace
+import numpy as np
+
+from minae.backend import asarray_like, get_namespace
 
 FORMS = ("keras", "textbook")
 
 
 def check_lr(lr):
-    if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
+    """A learning rate: a finite number > 0, or a sequence of them (one per stacked model)."""
+    if isinstance(lr, (list, tuple, np.ndarray)):
+        if len(lr) == 0:
+            raise ValueError("a list of learning rates (one per stacked model) must not be empty")
+        return tuple(check_lr(float(v)) for v in np.asarray(lr, dtype=object).ravel())
+    if isinstance(lr, bool) or not (isinstance(lr, numbers.Real) and math.isfinite(lr) and lr > 0):
         raise ValueError(f"learning rate must be a finite number > 0, got {lr!r}")
+    return float(lr)
+
+
+def _host(lr):
+    """A learning rate as a float, or K of them as a float64 NumPy array."""
+    return lr if isinstance(lr, float) else np.asarray(lr, dtype=np.float64)
+
+
+def per_model(value, p):
+    """A step size for parameter p: a Python float as it is; K values (one per
+    stacked model) as a (K, 1, ...) array of p's dtype on p's device."""
+    if isinstance(value, float):
+        return value
+    host = np.asarray(value, dtype=np.float64).reshape((-1,) + (1,) * (p.ndim - 1))
+    return asarray_like(host, p)
 
 
 class SGD:
     """p -= lr * g: the update every other rule refines."""
 
     def __init__(self, lr=0.01):
-        check_lr(lr)
-        self.lr = lr
+        self.lr = check_lr(lr)
 
     def step(self, params, grads):
         for p, g in zip(params, grads, strict=True):
-            p -= self.lr * g
+            p -= per_model(self.lr, p) * g
 
 
 class Adam:
     """Adam with bias-corrected moments; see the module docstring for forms.
 
-    lr: step size (> 0); beta1, beta2: moment decay rates in [0, 1);
-    eps: > 0, added to the root of the second moment;
+    lr: step size (> 0), or one per stacked model; beta1, beta2: moment decay
+    rates in [0, 1); eps: > 0, added to the root of the second moment;
     form: "keras" (default) or "textbook".
     """
 
     def __init__(self, lr=0.001, beta1=0.9, beta2=0.999, eps=1e-7, form="keras"):
-        check_lr(lr)
+        lr = check_lr(lr)
         for name, beta in (("beta1", beta1), ("beta2", beta2)):
             if not (isinstance(beta, (int, float)) and 0.0 <= beta < 1.0):
                 raise ValueError(f"{name} must be in [0, 1), got {beta!r}")
@@ -74,6 +99,7 @@ class Adam:
         self.t = 0          # steps taken so far
         self.m = None       # first moments, one array per parameter
         self.v = None       # second moments
+        self._scratch = None
 
     def step(self, params, grads):
         """Update every p in ``params`` in place from the g in ``grads``."""
@@ -81,25 +107,56 @@ class Adam:
             # zeros_like keeps each parameter's shape, dtype and device.
             self.m = [get_namespace(p).zeros_like(p) for p in params]
             self.v = [get_namespace(p).zeros_like(p) for p in params]
-        if len(params) != len(self.m):
-            raise ValueError(f"Adam was set up for {len(self.m)} parameter arrays, "
-                             f"got {len(params)}; make a new optimizer per model")
+        if len(params) != len(self.m) or any(p.shape != m.shape for p, m in zip(params, self.m)):
+            raise ValueError(f"this Adam holds moments for {len(self.m)} arrays of other shapes than the "
+                             f"{len(params)} it was given: it belongs to another model, or was stepped on "
+                             "model.params and now on [model.flat_params] (what fit passes). Make a new "
+                             "optimizer for each model and each way of stepping it")
+        if self._scratch is None or len(self._scratch) != len(params):
+            self._scratch = [(get_namespace(p).empty_like(p), get_namespace(p).empty_like(p))
+                             for p in params]
         self.t += 1                              # t counts from 1 in the bias correction
+        for p, g, m, v, scratch in zip(params, grads, self.m, self.v, self._scratch, strict=True):
+            self.update(p, g, m, v, scratch)
+
+    def update(self, p, g, m, v, scratch):
+        """One parameter array's update at step ``self.t``, all in place.
+
+        scratch: two arrays shaped like p for intermediate results.
+        """
+        xp = get_namespace(p)
+        tmp, tmp2 = scratch
         b1, b2, t = self.beta1, self.beta2, self.t
-        xp = get_namespace(*params)
         if self.form == "keras":
-            lr_t = self.lr * math.sqrt(1.0 - b2**t) / (1.0 - b1**t)
-            for p, g, m, v in zip(params, grads, self.m, self.v, strict=True):
-                # Keras/TF write the moment update as m += (1-b)(g-m), same value.
-                m += (1.0 - b1) * (g - m)
-                v += (1.0 - b2) * (g * g - v)
-                p -= lr_t * m / (xp.sqrt(v) + self.eps)
+            # In float64 on the host, then rounded once to p's dtype, as a Python float would be.
+            lr_t = per_model(_host(self.lr) * math.sqrt(1.0 - b2**t) / (1.0 - b1**t), p)
+            # m += (1 - b1) * (g - m)      (Keras/TF's form of m = b1*m + (1-b1)*g)
+            xp.subtract(g, m, out=tmp)
+            tmp *= 1.0 - b1
+            m += tmp
+            # v += (1 - b2) * (g*g - v)
+            xp.multiply(g, g, out=tmp)
+            tmp -= v
+            tmp *= 1.0 - b2
+            v += tmp
+            # p -= lr_t * m / (sqrt(v) + eps)
+            xp.multiply(m, lr_t, out=tmp)
+            xp.sqrt(v, out=tmp2)
         else:
-            for p, g, m, v in zip(params, grads, self.m, self.v, strict=True):
-                m *= b1
-                m += (1.0 - b1) * g
-                v *= b2
-                v += (1.0 - b2) * (g * g)
-                m_hat = m / (1.0 - b1**t)
-                v_hat = v / (1.0 - b2**t)
-                p -= self.lr * m_hat / (xp.sqrt(v_hat) + self.eps)
+            # m = b1 * m + (1 - b1) * g
+            m *= b1
+            xp.multiply(g, 1.0 - b1, out=tmp)
+            m += tmp
+            # v = b2 * v + (1 - b2) * g*g
+            v *= b2
+            xp.multiply(g, g, out=tmp)
+            tmp *= 1.0 - b2
+            v += tmp
+            # p -= lr * m_hat / (sqrt(v_hat) + eps),  m_hat = m / (1 - b1**t),  v_hat = v / (1 - b2**t)
+            xp.divide(m, 1.0 - b1**t, out=tmp)
+            tmp *= per_model(self.lr, p)
+            xp.divide(v, 1.0 - b2**t, out=tmp2)
+            xp.sqrt(tmp2, out=tmp2)
+        tmp2 += self.eps
+        tmp /= tmp2
+        p -= tmp

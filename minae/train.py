@@ -1,7 +1,15 @@
 """Training and evaluation loops: shuffled mini-batches, Adam, a history.
 
 What it teaches: an epoch is one pass over a fresh shuffle of the training
-set in mini-batches; each mini-batch is forward, loss, backward, update.
+set in mini-batches; each mini-batch is forward, loss, backward, update:
+
+    loss, grads = model.loss(xb)
+    optimizer.step(model.params, grads)
+
+``train_step`` is exactly that, run fast: the layers write into a Workspace
+allocated once, and the optimizer updates the model's flat buffers (every
+parameter in one array) instead of ten separate arrays. Same code, same
+numbers, bit for bit; edit a layer and ``fit`` changes with it.
 
 Two numbers are recorded per epoch, as Keras does:
     train_bce  the sample-weighted mean of the mini-batch losses seen during
@@ -23,8 +31,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from minae.backend import get_namespace
-from minae.fast import FastStep
-from minae.losses import bce_with_logits_loss
+from minae.losses import bce_with_logits, bce_with_logits_loss
 from minae.model import positive_int
 from minae.optim import Adam
 
@@ -65,7 +72,8 @@ def batch_slices(n, batch_size):
 
 
 def evaluate(model, x, *, batch_size=1024, check=True):
-    """Exact mean BCE of the model's reconstructions of x: (N, D) -> float.
+    """Exact mean BCE of the model's reconstructions of x: (N, D) -> float
+    (for a stack of K models, a NumPy array of K floats).
 
     Batches only bound memory: each batch's mean is weighted by its row
     count, so the result equals the BCE over the whole set at once.
@@ -77,6 +85,8 @@ def evaluate(model, x, *, batch_size=1024, check=True):
     for start, stop in batch_slices(n, positive_int(batch_size, "batch_size")):
         xb = x[start:stop]
         total = total + bce_with_logits_loss(model.forward(xb), xb, check=False) * (stop - start)
+    if model.stack_size is not None:
+        return model.backend.to_host(total) / n
     return float(total) / n   # float() reads the device: one sync per evaluation
 
 
@@ -86,43 +96,36 @@ def _show_progress(progress):
     return bool(progress)
 
 
-def use_fast_step(model, optimizer, fast=None):
-    """Whether ``fit`` takes minae.fast.FastStep: by default on NumPy with Adam.
+def train_step(model, optimizer, xb, work=None, bce=bce_with_logits):
+    """One mini-batch: forward, BCE, backward, update. xb: (N, D) -> loss (0-d array).
 
-    On CuPy the reference path stays the default until the fast step's
-    parity test has passed on a real GPU (see the README).
+    With a Workspace the layers write into its buffers; the optimizer steps the
+    model's flat buffers, so Adam is a handful of whole-model operations. No
+    device sync: the loss stays on the device. bce: the loss function.
     """
-    if fast is None:
-        # Exactly Adam: a subclass may override step(), which the fast path would bypass.
-        return model.backend.name == "numpy" and type(optimizer) is Adam
-    return bool(fast)
-
-
-def make_fast_step(model, optimizer, batch_size):
-    """FastStep, or on CuPy its fused-kernel subclass (minae.kernels)."""
-    if model.backend.name == "cupy":
-        from minae.kernels import CupyFastStep
-
-        return CupyFastStep(model, optimizer, batch_size)
-    return FastStep(model, optimizer, batch_size)
+    loss, _ = model.loss(xb, check=False, work=work, bce=bce)
+    optimizer.step([model.flat_params], [model.flat_grads])
+    return loss
 
 
 def fit(model, x_train, x_val=None, *, epochs=100, batch_size=256, optimizer=None, seed=0,
-        progress=None, desc="train", on_epoch_end=None, eval_batch_size=1024, fast=None,
-        check_data=True):
+        progress=None, desc="train", on_epoch_end=None, eval_batch_size=1024, check_data=True,
+        step=train_step):
     """Train ``model`` on x_train (N, D) and return a History.
 
     optimizer:    any object with ``step(params, grads)``; default Adam().
     seed:         seeds the per-epoch shuffles (numpy Generator on the host).
     progress:     True/False, or None = a tqdm bar only on a terminal.
     on_epoch_end: called as on_epoch_end(epoch, history) after each epoch.
-    fast:         use minae.fast.FastStep (same numbers, preallocated and in
-                  place); None = on NumPy with Adam (see ``use_fast_step``).
+    step:         the training step, step(model, optimizer, xb, work) -> loss;
+                  ``train_step`` unless an engine fuses it (minae.kernels).
     check_data:   False skips the one-time checks of the data (finite, in
                   [0, 1]) for callers that already made them, e.g. benchmarks.
     A loss that becomes NaN or infinite stops training: history.diverged_epoch
     says when, and the model keeps the weights it had then.
     """
+    if model.stack_size is not None:
+        raise ValueError("fit trains one model; train a stack with minae.sweep.fit_stacked")
     epochs = positive_int(epochs, "epochs")
     batch_size = positive_int(batch_size, "batch_size")
     x_train = _on_backend(model, x_train, "x_train", check_data)
@@ -132,9 +135,8 @@ def fit(model, x_train, x_val=None, *, epochs=100, batch_size=256, optimizer=Non
     xp = get_namespace(x_train)
     n = x_train.shape[0]
     rng = np.random.default_rng(seed)
-    step = make_fast_step(model, optimizer, batch_size) if use_fast_step(model, optimizer, fast) else None
-    if step is not None:   # the batch is gathered into one reused buffer
-        batch = xp.empty((batch_size, x_train.shape[1]), dtype=x_train.dtype)
+    work = model.workspace(batch_size)
+    batch = xp.empty((batch_size, x_train.shape[1]), dtype=x_train.dtype)   # reused every step
     history = History()
     bar = tqdm(range(1, epochs + 1), desc=desc, unit="epoch", leave=False,
                disable=not _show_progress(progress), dynamic_ncols=True)
@@ -143,14 +145,9 @@ def fit(model, x_train, x_val=None, *, epochs=100, batch_size=256, optimizer=Non
         order = model.backend.asarray(rng.permutation(n))   # a new shuffle every epoch
         total = 0.0
         for start, stop in batch_slices(n, batch_size):
-            if step is None:
-                xb = xp.take(x_train, order[start:stop], axis=0)   # (N_b, D)
-                loss, grads = model.loss(xb, check=False)
-                optimizer.step(model.params, grads)
-            else:
-                xb = batch[: stop - start]
-                xp.take(x_train, order[start:stop], axis=0, out=xb)
-                loss = step.step(xb)
+            xb = batch[: stop - start]
+            xp.take(x_train, order[start:stop], axis=0, out=xb)   # (N_b, D), the shuffled rows
+            loss = step(model, optimizer, xb, work)
             total = total + loss * (stop - start)
         train_bce = float(total) / n   # the one read of the device per epoch
         val_bce = evaluate(model, x_val, batch_size=eval_batch_size, check=False) \

@@ -66,7 +66,7 @@ def main():
     if not args.no_grid:
         print("\n## the nine-model grid of one dataset")
         jobs = 1 if args.backend == "cupy" else cores
-        engines = ("reference", "fast", "stacked") if args.backend == "cupy" else ("auto", "stacked")
+        engines = ("single", "fused", "stacked") if args.backend == "cupy" else ("single", "stacked")
         payload["grid"] = bench.grid_wall(ds, args.grid_epochs, jobs, args.backend, engines=engines)
     if not args.no_memory and args.backend == "numpy":
         print("\n## memory")

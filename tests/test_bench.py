@@ -16,8 +16,8 @@ def test_interleave_runs_contenders_in_turn_after_warmup():
 
 def test_every_contender_runs_one_epoch(rng):
     x = rng.uniform(size=(300, 20)).astype(np.float32)
-    runs = [bench.minae_epoch((8, 4, 8), x, x[:50], "numpy", fast=True),
-            bench.minae_epoch((8, 4, 8), x, x[:50], "numpy", fast=False),
+    runs = [bench.minae_epoch((8, 4, 8), x, x[:50], "numpy"),
+            bench.minae_epoch((8, 4, 8), x, x[:50], "numpy", step="plain"),
             bench.matmul_epoch((8, 4, 8), 300, 20, "numpy")]
     if bench._torch() is not None:
         runs.append(bench.torch_epoch((8, 4, 8), x, x[:50]))

@@ -27,20 +27,54 @@ def test_sigmoid_gradient_matches_finite_differences(rng):
     assert check_layer(Sigmoid(), x, rng=rng)["x"] < 1e-6
 
 
+def test_every_layer_checks_out_on_a_stack_of_models(rng):
+    """The same classes on (K, N, D): W (K, D_in, D_out), b (K, D_out), one model per slice."""
+    K = 3
+    layer = Dense(7, 4, rng=rng, dtype="float64")
+    layer.W, layer.b = rng.standard_normal((K, 7, 4)), rng.standard_normal((K, 4))
+    layer.dW, layer.db = np.zeros((K, 7, 4)), np.zeros((K, 4))
+    x = rng.standard_normal((K, 5, 7))
+    assert max(check_layer(layer, x, rng=rng).values()) < 1e-6
+    y = layer.forward(x)
+    for k in range(K):   # slice k is model k alone
+        np.testing.assert_allclose(y[k], x[k] @ layer.W[k] + layer.b[k], rtol=1e-14)
+    assert check_layer(ReLU(), away_from_kink(rng.standard_normal((K, 6, 5))), rng=rng)["x"] < 1e-6
+    assert check_layer(Sigmoid(), 3 * rng.standard_normal((K, 6, 5)), rng=rng)["x"] < 1e-6
+
+
+def test_out_buffers_change_where_results_go_not_their_bits(rng):
+    x = rng.standard_normal((9, 7)).astype(np.float32)
+    dout = rng.standard_normal((9, 4)).astype(np.float32)
+    a, b = Dense(7, 4, rng=np.random.default_rng(0)), Dense(7, 4, rng=np.random.default_rng(0))
+    y_buf, dx_buf = np.empty((9, 4), np.float32), np.empty((9, 7), np.float32)
+    assert a.forward(x).tobytes() == b.forward(x, out=y_buf).tobytes()
+    assert a.backward(dout).tobytes() == b.backward(dout, out=dx_buf).tobytes()
+    assert a.dW.tobytes() == b.dW.tobytes() and a.db.tobytes() == b.db.tobytes()
+    assert b.backward(dout, need_dx=False) is None
+    relu, h = ReLU(), x.copy()
+    expected = relu.forward(x)
+    assert ReLU().forward(h, out=h) is h and h.tobytes() == expected.tobytes()   # in place
+    z = np.concatenate([x.ravel(), [0.0, -0.0, np.inf, -np.inf, 1e30, -1e30]]).astype(np.float32)
+    assert sigmoid(z).tobytes() == sigmoid(z, out=np.empty_like(z)).tobytes()
+    with np.errstate(over="ignore"):
+        reference = np.exp(np.minimum(z, 0)) / (1 + np.exp(-np.abs(z)))   # the two-exp form
+    assert sigmoid(z).tobytes() == reference.tobytes()
+
+
 class _ReLUWithoutMask(ReLU):
-    def backward(self, dout):
+    def backward(self, dout, out=None):
         return dout   # forgets that the gradient is 0 where x <= 0
 
 
 class _DenseMissingTranspose(Dense):
-    def backward(self, dout):
+    def backward(self, dout, out=None, need_dx=True):
         super().backward(dout)
         self.dW = (dout.T @ self.x).T[:, ::-1].copy()   # wrong layout of dW
         return dout @ self.W.T
 
 
 class _DenseIgnoringUpstream(Dense):
-    def backward(self, dout):
+    def backward(self, dout, out=None, need_dx=True):
         ones = np.ones_like(dout)   # as if dout were all ones
         self.dW, self.db = self.x.T @ ones, ones.sum(0)
         return ones @ self.W.T

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from minae import Autoencoder, CheckpointError
-from minae.gradcheck import check_model
+from minae.gradcheck import assert_close, check_model, numerical_gradient
 from minae.optim import Adam
 
 
@@ -34,6 +34,71 @@ def test_params_and_grads_follow_the_layer_order(rng):
                                                                   model.dense[1].W, model.dense[1].b,
                                                                   model.dense[2].W, model.dense[2].b,
                                                                   model.dense[3].W, model.dense[3].b]))
+
+
+def test_parameters_and_gradients_are_views_into_one_flat_buffer(rng):
+    model = Autoencoder(10, [4, 2, 4], dtype="float64")
+    assert model.flat_params.shape == model.flat_grads.shape == (sum(p.size for p in model.params),)
+    np.testing.assert_array_equal(model.flat_params, np.concatenate([p.ravel() for p in model.params]))
+    model.flat_params[:] = 0.5                  # the layers see a write to the buffer...
+    assert all((p == 0.5).all() for p in model.params)
+    model.dense[1].W[...] = 2.0                 # ...and the buffer sees a write to a layer
+    assert (model.flat_params == 2.0).sum() == model.dense[1].W.size
+    _, grads = model.loss(rng.uniform(size=(3, 10)))
+    np.testing.assert_array_equal(model.flat_grads, np.concatenate([g.ravel() for g in grads]))
+
+
+def test_a_workspace_changes_no_bit_of_loss_or_gradients(rng):
+    x = rng.uniform(size=(40, 12)).astype(np.float32)
+    a, b = Autoencoder(12, [7, 3, 7], seed=2), Autoencoder(12, [7, 3, 7], seed=2)
+    work = b.workspace(32)
+    for rows in (x[:32], x[32:]):   # a full and a short batch
+        loss_a, grads_a = a.loss(rows)
+        loss_b, grads_b = b.loss(rows, work=work)
+        assert loss_a.tobytes() == loss_b.tobytes()
+        assert all(g.tobytes() == h.tobytes() for g, h in zip(grads_a, grads_b))
+    with pytest.raises(ValueError, match="larger than the 32"):
+        b.loss(rng.uniform(size=(33, 12)), work=work)
+
+
+def test_a_stack_of_models_computes_each_models_own_numbers(rng):
+    models = [Autoencoder(12, [7, 3, 7], seed=s, dtype="float64") for s in (1, 2, 3)]
+    for m in models:
+        for layer in m.dense:
+            layer.b += 0.1 * rng.standard_normal(layer.b.shape)
+    stack = Autoencoder.stack(models)
+    assert stack.stack_size == 3 and stack.flat_params.shape == (3, models[0].flat_params.size)
+    assert stack.params[0].shape == (3, 12, 7) and stack.params[1].shape == (3, 7)
+    x = rng.uniform(size=(3, 5, 12))
+    losses, grads = stack.loss(x)
+    assert losses.shape == (3,)
+    for k, m in enumerate(models):
+        loss, own = m.loss(x[k])
+        assert float(losses[k]) == pytest.approx(float(loss), rel=1e-14)
+        for g_stack, g in zip(grads, own):
+            np.testing.assert_allclose(g_stack[k], g, rtol=1e-12, atol=1e-16)
+    shared = rng.uniform(size=(4, 12))   # one input for all K broadcasts
+    np.testing.assert_allclose(stack.predict(shared)[1], models[1].predict(shared), rtol=1e-13)
+    stack.flat_params[2] += 1.0
+    stack.unstack_into(2, models[0])
+    np.testing.assert_allclose(models[0].params[0], models[2].params[0] + 1.0)
+
+
+def test_a_stacks_gradients_match_finite_differences(rng):
+    stack = Autoencoder.stack([_small_model(seed) for seed in (3, 4)])
+    x = rng.uniform(size=(2, 5, 8))
+    _, grads = stack.loss(x)
+    grads = [g.copy() for g in grads]
+    for p, g in zip(stack.params, grads):
+        numeric = numerical_gradient(lambda: stack.loss(x, check=False)[0].sum(), p)
+        assert_close(g, numeric, tol=1e-6)
+
+
+def test_a_stack_refuses_mixed_architectures():
+    with pytest.raises(ValueError, match="share input_dim, hidden"):
+        Autoencoder.stack([_small_model(), Autoencoder(8, [6, 3, 5])])
+    with pytest.raises(ValueError, match="save the models of a stack one by one"):
+        Autoencoder.stack([_small_model(), _small_model()]).save("never.npz")
 
 
 def test_predict_is_in_unit_interval_and_encode_has_layer_widths(rng):

@@ -80,3 +80,24 @@ def test_adam_refuses_a_different_parameter_list():
     opt.step([np.zeros(2)], [np.ones(2)])
     with pytest.raises(ValueError, match="new optimizer"):
         opt.step([np.zeros(2), np.zeros(2)], [np.ones(2), np.ones(2)])
+
+
+@pytest.mark.parametrize("form", ["keras", "textbook"])
+def test_one_learning_rate_per_stacked_model_equals_separate_optimizers(form, rng):
+    lrs = [0.1, 0.01, 0.001]
+    p0 = rng.standard_normal((3, 50)).astype(np.float32)
+    grads = [rng.standard_normal((3, 50)).astype(np.float32) for _ in range(3)]
+    stacked, opt = p0.copy(), Adam(lrs, 0.9, 0.99, 1e-7, form)
+    rows = [p0[k].copy() for k in range(3)]
+    opts = [Adam(lr, 0.9, 0.99, 1e-7, form) for lr in lrs]
+    for g in grads:
+        opt.step([stacked], [g])
+        for k in range(3):
+            opts[k].step([rows[k]], [g[k]])
+    for k in range(3):   # the very same bits as three separate optimizers
+        assert stacked[k].tobytes() == rows[k].tobytes()
+    sgd = np.ones((2, 4))
+    SGD([0.5, 0.25]).step([sgd], [np.ones((2, 4))])
+    np.testing.assert_array_equal(sgd, [[0.5] * 4, [0.75] * 4])
+    with pytest.raises(ValueError, match="finite number > 0"):
+        Adam([0.1, -1.0])

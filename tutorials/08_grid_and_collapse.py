@@ -23,6 +23,7 @@ from minae import Adam, Autoencoder, fit
 from minae.data import load_sample
 from minae.experiment import code_probe
 from minae.report import mean_image_bce
+from minae.train import train_step
 
 data = load_sample("mnist")
 epochs = 10   # ten epochs show the collapse and a healthy model apart (3 s here)
@@ -42,9 +43,8 @@ for lr in (0.1, 0.001):
     opt = Adam(lr, 0.9, 0.99)   # the write-up's Adam, batches of 256 as in the grid
     w0 = model.params[0].copy()
     dead_after = []
-    for step in range(10):   # watch the first ten steps closely
-        _, grads = model.loss(data.x_train[step * 256:(step + 1) * 256])
-        opt.step(model.params, grads)
+    for step in range(10):   # watch the first ten steps closely: fit's own step, one at a time
+        train_step(model, opt, data.x_train[step * 256:(step + 1) * 256])
         dead_after.append(dead_fraction(model, data.x_val))
     first_move = np.abs(model.params[0] - w0).mean()
     history = fit(model, data.x_train, data.x_val, epochs=epochs, optimizer=opt, progress=False)
