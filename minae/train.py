@@ -136,7 +136,6 @@ def fit(model, x_train, x_val=None, *, epochs=100, batch_size=256, optimizer=Non
     n = x_train.shape[0]
     rng = np.random.default_rng(seed)
     work = model.workspace(batch_size)
-    batch = xp.empty((batch_size, x_train.shape[1]), dtype=x_train.dtype)   # reused every step
     history = History()
     bar = tqdm(range(1, epochs + 1), desc=desc, unit="epoch", leave=False,
                disable=not _show_progress(progress), dynamic_ncols=True)
@@ -145,8 +144,9 @@ def fit(model, x_train, x_val=None, *, epochs=100, batch_size=256, optimizer=Non
         order = model.backend.asarray(rng.permutation(n))   # a new shuffle every epoch
         total = 0.0
         for start, stop in batch_slices(n, batch_size):
-            xb = batch[: stop - start]
-            xp.take(x_train, order[start:stop], axis=0, out=xb)   # (N_b, D), the shuffled rows
+            # A fresh array, not out=: NumPy's take buffers its out= (to check the
+            # indices first), which made it three times slower.
+            xb = xp.take(x_train, order[start:stop], axis=0)   # (N_b, D), the shuffled rows
             loss = step(model, optimizer, xb, work)
             total = total + loss * (stop - start)
         train_bce = float(total) / n   # the one read of the device per epoch

@@ -65,3 +65,32 @@ layer.forward(x)
 layer.backward(dout)
 print("db for the batch:", layer.db.round(4), "\ndb for the batch twice:", db_double.round(4))
 expect(np.allclose(db_double, 2 * layer.db), "stacking the batch twice doubles db")
+
+# %% [markdown]
+# ## The code minae runs, and a stack of models
+#
+# `Dense.backward` in `minae/layers.py` is these three lines, written so that
+# they also work when every array has one more axis in front: K models
+# trained side by side (tutorial 8's learning-rate sweep does this), with x of
+# shape (K, N, D_in) and W of shape (K, D_in, D_out). Only the last two axes
+# are transposed (`matrix_transpose`) and db sums over axis -2, the batch, so
+# model k's gradients are exactly those of model k alone:
+#
+#     dW = matrix_transpose(x) @ dout     (K, D_in, N) @ (K, N, D_out) -> (K, D_in, D_out)
+#     db = dout.sum(axis=-2)              (K, D_out)
+#     dx = dout @ matrix_transpose(W)     (K, N, D_out) @ (K, D_out, D_in) -> (K, N, D_in)
+#
+# Training also passes `out=` buffers so nothing is allocated per batch; the
+# numbers are the same.
+
+# %%
+K = 3
+stack = Dense(4, 3, dtype="float64")
+stack.W, stack.b = rng.standard_normal((K, 4, 3)), rng.standard_normal((K, 3))
+stack.dW, stack.db = np.zeros((K, 4, 3)), np.zeros((K, 3))
+xs, douts = rng.standard_normal((K, 5, 4)), rng.standard_normal((K, 5, 3))
+stack.forward(xs)
+stack.backward(douts)
+for k in range(K):
+    expect(np.allclose(stack.dW[k], xs[k].T @ douts[k]) and np.allclose(stack.db[k], douts[k].sum(0)),
+           f"model {k} of the stack gets exactly its own dW and db")
