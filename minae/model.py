@@ -108,6 +108,8 @@ class Autoencoder:
         optimizer then treat all K at once. ``unstack_into`` copies them back.
         """
         models = list(models)
+        if not models:
+            raise ValueError("stack needs at least one model")
         first = models[0]
         for m in models:
             if m.stack_size is not None:
@@ -151,6 +153,10 @@ class Autoencoder:
             return out
 
         params, grads = views(self.flat_params), views(self.flat_grads)
+        if hasattr(xp, "shares_memory") and not all(xp.shares_memory(v, self.flat_params) for v in params):
+            # A library whose reshape copied here would train copies the optimizer never sees.
+            raise RuntimeError(f"{xp.__name__}.reshape copied a slice of the flat parameter buffer "
+                               "instead of viewing it; minae cannot train on this array library")
         for i, layer in enumerate(self.dense):
             params[2 * i][...] = weights[i]
             params[2 * i + 1][...] = biases[i]
