@@ -11,22 +11,25 @@ import argparse
 import logging
 import os
 import shlex
+import signal
 import sys
 
 from tqdm.auto import tqdm
 
 from minae.backend import BACKENDS
-from minae.errors import MinaeError
+from minae.errors import MinaeError, Terminated
 from minae.experiment import (
     ENGINES,
     ORIGINAL_DATASETS,
     ORIGINAL_HIDDEN,
     ORIGINAL_LRS,
     GridConfig,
+    check_out_dir,
     parse_hidden,
     run_grid,
     write_outputs,
 )
+from minae.lock import grid_lock
 
 DEFAULTS = dict(datasets=ORIGINAL_DATASETS, hidden=ORIGINAL_HIDDEN, lrs=ORIGINAL_LRS, epochs=100,
                 batch_size=256, beta1=0.9, beta2=0.99, eps=1e-7, adam_form="keras", seed=0,
@@ -118,8 +121,12 @@ def build_parser():
     return p
 
 
-def config_from_args(args):
-    """Resolve presets and defaults into a validated GridConfig."""
+def config_from_args(args, notes=None):
+    """Resolve presets and defaults into a validated GridConfig.
+
+    notes: an optional list that collects sentences worth telling the user
+    (values given twice, dropped).
+    """
     values = dict(DEFAULTS)
     if args.quick:
         values.update(QUICK)
@@ -129,6 +136,13 @@ def config_from_args(args):
         given = getattr(args, name)
         if given is not None:
             values[name] = tuple(given) if isinstance(given, list) else given
+    for name in ("datasets", "hidden", "lrs"):   # the same run twice would be ranked twice
+        unique = tuple(dict.fromkeys(values[name]))
+        if len(unique) < len(values[name]) and notes is not None:
+            twice = sorted({v for v in values[name] if values[name].count(v) > 1}, key=str)
+            notes.append(f"note: --{name} names {', '.join(map(_spec, twice))} more than once; "
+                         "each is trained once")
+        values[name] = unique
     jobs = args.jobs
     if jobs is None:
         jobs = usable_cores() if args.backend == "numpy" else 1
@@ -141,28 +155,45 @@ def config_from_args(args):
     return config
 
 
+def _spec(value):
+    return ",".join(map(str, value)) if isinstance(value, tuple) else str(value)
+
+
 def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
+    notes = []
     try:
-        config = config_from_args(args)
+        config = config_from_args(args, notes)
     except ValueError as exc:
         parser.error(str(exc))
     say = (lambda msg: None) if args.quiet else tqdm.write
+    for note in notes:
+        print(note, file=sys.stderr)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     command = "python scripts/grid.py " + " ".join(shlex.quote(a) for a in (sys.argv[1:] if argv is None
                                                                             else argv))
+    previous = signal.signal(signal.SIGTERM, _terminate)   # SIGTERM ends the grid like Ctrl-C
     try:
-        result = run_grid(config, log=say)
-        write_outputs(config, result, command=command.strip(), log=say)
-    except KeyboardInterrupt:
-        print(f"\ninterrupted: finished runs are saved in {config.out}/runs; run the same command "
+        out = check_out_dir(config.out)
+        with grid_lock(out, say):   # held through the report too
+            result = run_grid(config, log=say)
+            write_outputs(config, result, command=command.strip(), log=say)
+    except KeyboardInterrupt as exc:
+        what = "terminated" if isinstance(exc, Terminated) else "interrupted"
+        print(f"\n{what}: finished runs are saved in {config.out}/runs; run the same command "
               "again to train only what is missing", file=sys.stderr)
-        return 130
-    except (MinaeError, ValueError, OSError) as exc:
+        return 143 if isinstance(exc, Terminated) else 130
+    except (MinaeError, ValueError, OSError, MemoryError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     return 0
+
+
+def _terminate(signum, frame):
+    raise Terminated()
 
 
 if __name__ == "__main__":   # python -m minae.cli works like scripts/grid.py

@@ -28,3 +28,11 @@ class DownloadError(MinaeError, RuntimeError):
 
 class WorkerError(MinaeError, RuntimeError):
     """A grid worker process died (killed, out of memory, or could not start)."""
+
+
+class GridBusyError(MinaeError, RuntimeError):
+    """Another grid is running in the same output folder."""
+
+
+class Terminated(KeyboardInterrupt):
+    """The grid received SIGTERM; handled like Ctrl-C (finished runs are kept)."""

@@ -22,6 +22,7 @@ import math
 import multiprocessing
 import os
 import queue
+import tempfile
 import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -37,7 +38,8 @@ from minae._io import atomic_write_text
 from minae.backend import resolve_backend
 from minae.data import load
 from minae.data.registry import get_info
-from minae.errors import WorkerError
+from minae.errors import CheckpointError, WorkerError
+from minae.lock import grid_lock
 from minae.model import Autoencoder, positive_int
 from minae.optim import FORMS, Adam, check_lr
 from minae.train import fit, train_step
@@ -100,6 +102,8 @@ class GridConfig:
         for lr in self.lrs:
             check_lr(lr)
         Adam(self.lrs[0], self.beta1, self.beta2, self.eps, self.adam_form)   # checks betas, eps
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise ValueError(f"--seed must be a non-negative integer, got {self.seed!r}")
         positive_int(self.epochs, "epochs")
         positive_int(self.batch_size, "batch size")
         positive_int(self.jobs, "jobs")
@@ -112,6 +116,30 @@ class GridConfig:
             raise ValueError(f"unknown engine {self.engine!r}; choose one of {ENGINES}")
         if self.adam_form not in FORMS:
             raise ValueError(f"unknown Adam form {self.adam_form!r}; choose one of {FORMS}")
+        for spec in self.hidden:
+            check_memory(spec, self.batch_size, self.dtype)
+
+
+def run_memory_bytes(hidden, batch_size, dtype="float32", input_dim=784):
+    """About how many bytes one run's model needs: parameters, gradients, Adam's
+    two moments and two scratch arrays (6 copies), plus one batch's activations."""
+    sizes = [input_dim, *hidden, input_dim]
+    params = sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
+    width = 8 if dtype == "float64" else 4
+    return width * (6 * params + 4 * batch_size * sum(sizes))
+
+
+def check_memory(hidden, batch_size, dtype="float32"):
+    """Refuse a model that cannot fit in this machine's memory, before allocating it."""
+    need = run_memory_bytes(hidden, batch_size, dtype)
+    try:
+        have = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):   # not on Linux: no estimate to compare with
+        return
+    if need > have:
+        raise ValueError(f"--hidden {','.join(map(str, hidden))} needs about {need / 2**30:,.0f} GiB per run "
+                         f"(parameters, gradients, Adam's moments, one batch) but this machine has "
+                         f"{have / 2**30:,.0f} GiB; choose narrower layers")
 
 
 def parse_hidden(text):
@@ -143,11 +171,12 @@ class DataSummary:
     n_val: int
     canonical: bool
     notes: tuple = ()
+    digest: str = ""
 
     @classmethod
     def of(cls, ds):
         return cls(ds.name, ds.source, ds.location, len(ds.x_train), len(ds.x_val), ds.canonical,
-                   tuple(ds.notes))
+                   tuple(ds.notes), ds.digest)
 
 
 def run_settings(config, data, hidden, lr, backend):
@@ -161,7 +190,8 @@ def run_settings(config, data, hidden, lr, backend):
         "eps": config.eps, "adam_form": config.adam_form, "grid_seed": config.seed,
         "seed": run_seed(config.seed, data.name, hidden, lr), "dtype": config.dtype,
         "backend": backend, "n_train": data.n_train, "n_val": data.n_val,
-        "data_source": data.source, "limit_train": config.limit_train, "limit_val": config.limit_val,
+        "data_source": data.source, "data_sha256": data.digest,
+        "limit_train": config.limit_train, "limit_val": config.limit_val,
         "val_fraction": config.val_fraction,
     }
 
@@ -311,18 +341,89 @@ def finish_run(settings, model, history, seconds, ds, out_dir, engine):
     return record
 
 
-def load_finished(out_dir, settings):
-    """The saved record for these exact settings, or None (never a partial one)."""
+def _number(v):
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def record_problem(record, settings):
+    """Why a saved run record cannot be reused as it is, or None if it can."""
+    status = record.get("status")
+    if status not in ("ok", "diverged"):
+        return f"its status is {status!r}"
+    history = record.get("history")
+    curves = ("train_bce", "val_bce")
+    if not isinstance(history, dict) or not all(isinstance(history.get(k), list) for k in curves):
+        return "it has no per-epoch history"
+    if not all(v is None or _number(v) for k in ("train_bce", "val_bce") for v in history[k]):
+        return "its history holds something other than numbers"
+    if status == "ok":
+        for name in ("train_bce", "val_bce"):
+            if not _number(record.get(name)):
+                return f"its {name} is {record.get(name)!r}, not a number"
+        if len(history["val_bce"]) != settings["epochs"]:
+            return f"its history covers {len(history['val_bce'])} of {settings['epochs']} epochs"
+    if not _number(record.get("seconds")):
+        return f"its seconds is {record.get('seconds')!r}, not a number"
+    for name in ("knn_accuracy", "output_spread", "dead_fraction"):
+        if not (record.get(name) is None or _number(record.get(name))):
+            return f"its {name} is {record.get(name)!r}, not a number"
+    if not isinstance(record.get("checkpoint"), str):
+        return "it names no checkpoint"
+    return None
+
+
+def load_finished(out_dir, settings, log=print):
+    """The saved record for these exact settings, or None (never a partial one).
+
+    A record that exists but cannot be trusted (unreadable, wrong types, a
+    checkpoint that does not load) is reported through ``log`` and its run is
+    trained again.
+    """
     path = Path(out_dir) / "runs" / settings["dataset"] / f"{settings_key(settings)}.json"
+    if not path.is_file():
+        return None
     try:
         record = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        log(f"{path} cannot be read ({exc}); training that run again")
         return None
-    if {k: record.get(k) for k in settings} != settings:
+    if not isinstance(record, dict) or {k: record.get(k) for k in settings} != settings:
+        log(f"{path} does not hold the record of these settings; training that run again")
         return None
-    if not (Path(out_dir) / record.get("checkpoint", "")).is_file():
+    problem = record_problem(record, settings)
+    if problem is None:
+        try:
+            model = Autoencoder.load(Path(out_dir) / record["checkpoint"])
+            if model.hidden != settings["hidden"]:
+                problem = f"its checkpoint has hidden layers {model.hidden}, not {settings['hidden']}"
+        except (CheckpointError, OSError) as exc:
+            problem = f"its checkpoint does not load ({exc})"
+    if problem is not None:
+        log(f"{path}: {problem}; training that run again")
         return None
     return record
+
+
+def changed_data(out_dir, todo):
+    """Sentences naming each dataset whose content differs from the data that runs
+    already finished in ``out_dir`` (same settings otherwise) were trained on."""
+    def without_digest(settings):
+        return settings_key({k: v for k, v in settings.items() if k != "data_sha256"})
+
+    wanted = {without_digest(s): s for s in todo}
+    changed = {}
+    for path in Path(out_dir).glob("runs/*/*.json"):
+        try:
+            record = json.loads(path.read_text())
+            settings = wanted.get(without_digest({k: record.get(k) for k in todo[0]}))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError, IndexError):
+            continue
+        if settings is not None and record.get("data_sha256") != settings["data_sha256"]:
+            changed.setdefault(settings["dataset"], (record.get("data_sha256"), settings["data_sha256"], []))
+            changed[settings["dataset"]][2].append(path.name)
+    return [f"{name}: the data differ from those {len(runs)} finished run(s) in {out_dir} were trained on "
+            f"(content digest {(old or 'not recorded')[:12]} then, {new[:12]} now); training them again"
+            for name, (old, new, runs) in changed.items()]
 
 
 # ---------------------------------------------------------------------------
@@ -332,12 +433,23 @@ def load_finished(out_dir, settings):
 _WORKER = {}
 
 
-def _worker_init(load_kwargs, events):
-    """Each worker: one BLAS thread, a one-dataset cache, an event queue."""
+def _worker_init(load_kwargs, events, grid_pid):
+    """Each worker: one BLAS thread, a one-dataset cache, an event queue, and a
+    watch on the grid process."""
     from threadpoolctl import threadpool_limits
 
+    threading.Thread(target=_exit_when_orphaned, args=(grid_pid,), daemon=True).start()
     threadpool_limits(1)
     _WORKER.update(load_kwargs=load_kwargs, events=events, cache={})
+
+
+def _exit_when_orphaned(grid_pid, every=0.5):
+    """End this worker once the grid process is gone (killed with SIGKILL, it
+    could not tell us): the system then makes another process our parent. The
+    grid's pid comes from the grid itself, in case it died before we started."""
+    while os.getppid() == grid_pid:
+        time.sleep(every)
+    os._exit(1)
 
 
 def _worker_data(name):
@@ -373,24 +485,27 @@ class GridResult:
 
 
 def check_out_dir(out):
-    """Create --out, prove it is writable, and sweep away stale temporary files.
-
-    A grid killed while writing leaves a ``.<name>.<random>.tmp`` file behind
-    (never the real name, so nothing trusts it); one grid per --out at a time
-    is assumed, so any such file found at start is garbage.
-    """
+    """Create --out and prove it is writable."""
     out = Path(out)
     try:
         out.mkdir(parents=True, exist_ok=True)
-        probe = out / ".minae-write-test"
-        probe.write_text("ok")
-        probe.unlink()
+        with tempfile.TemporaryFile(dir=out):
+            pass
     except OSError as exc:
         raise OSError(f"cannot write results to {out} ({exc.strerror or exc}); choose another "
                       "folder with --out") from exc
+    return out
+
+
+def sweep_stale(out):
+    """Delete temporary files a killed grid left behind.
+
+    A grid killed while writing leaves a ``.<name>.<random>.tmp`` file (never
+    the real name, so nothing trusts it). Called while holding the folder's
+    lock, so no other grid can be writing them.
+    """
     for stale in [*out.glob(".*.tmp"), *out.glob("runs/*/.*.tmp"), *out.glob("plots/*/.*.tmp")]:
         stale.unlink(missing_ok=True)
-    return out
 
 
 def _load_kwargs(config):
@@ -424,6 +539,12 @@ def run_grid(config, datasets=None, log=print):
     """
     config.validate()
     out = check_out_dir(config.out)
+    with grid_lock(out, log):
+        sweep_stale(out)
+        return _run_grid(config, out, datasets, log)
+
+
+def _run_grid(config, out, datasets, log):
     backend = resolve_backend(config.backend)
     if config.backend == "auto":
         log(f"backend: {backend.reason}")
@@ -439,12 +560,15 @@ def run_grid(config, datasets=None, log=print):
         for hidden in config.hidden:
             for lr in config.lrs:
                 settings = run_settings(config, result.data[name], hidden, lr, backend.name)
-                done = None if config.fresh else load_finished(out, settings)
+                done = None if config.fresh else load_finished(out, settings, log)
                 if done is None:
                     todo.append(settings)
                 else:
                     result.records.append(done)
     result.skipped = len(result.records)
+    if todo and not config.fresh:
+        for sentence in changed_data(out, todo):
+            log(sentence)
     if result.skipped:
         log(f"resuming: {result.skipped} finished runs reused, {len(todo)} to train")
     jobs = min(config.jobs, max(1, len(todo)))
@@ -563,7 +687,7 @@ def _run_parallel(todo, config, out, jobs, overall, result, log):
     pump_thread = threading.Thread(target=pump, daemon=True)
     pump_thread.start()
     pool = ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_worker_init,
-                               initargs=(load_kwargs, events))
+                               initargs=(load_kwargs, events, os.getpid()))
     try:
         # Longest runs first: the last runs to finish are then short ones, so the
         # workers finish close together instead of one idling while the other
@@ -580,7 +704,13 @@ def _run_parallel(todo, config, out, jobs, overall, result, log):
                 _finished(record, result, overall, log)
                 write_results(out, result.records)
     except BaseException as exc:
-        pool.shutdown(wait=False, cancel_futures=True)
+        if not isinstance(exc, BrokenProcessPool):
+            # Ctrl-C reaches the workers too, SIGTERM (or an error here) does not:
+            # stop the runs in flight instead of waiting minutes for them. (Before
+            # shutdown, which forgets the processes.)
+            for process in list((getattr(pool, "_processes", None) or {}).values()):
+                process.terminate()
+        pool.shutdown(wait=True, cancel_futures=True)
         if isinstance(exc, BrokenProcessPool):
             raise WorkerError(
                 "a worker process died: it was killed, ran out of memory (each of the "

@@ -187,8 +187,8 @@ class Autoencoder:
         return self.hidden.index(min(self.hidden)) + 1
 
     # -- checks ---------------------------------------------------------------
-    def check_input(self, x, name="x"):
-        """Raise ValueError unless x is (N, D) (or (K, N, D) for a stack), finite, in [0, 1]."""
+    def check_shape(self, x, name="x"):
+        """Raise ValueError unless x is (N, D) with N >= 1 (or (K, N, D) for a stack)."""
         ndims = (2,) if self.stack_size is None else (2, 3)
         shape = tuple(getattr(x, "shape", ()))
         if getattr(x, "ndim", None) not in ndims or x.shape[-1] != self.input_dim \
@@ -196,6 +196,12 @@ class Autoencoder:
             want = f"(N, {self.input_dim})" + ("" if self.stack_size is None
                                                  else f" or ({self.stack_size}, N, {self.input_dim})")
             raise ValueError(f"{name} must have shape {want}, got {shape}; flatten images to rows first")
+        if shape[-2] == 0:
+            raise ValueError(f"{name} has no rows (shape {shape}); give at least one example")
+
+    def check_input(self, x, name="x"):
+        """Raise ValueError unless x has the right shape (``check_shape``) and is finite, in [0, 1]."""
+        self.check_shape(x, name)
         check_unit_interval(x, name)
 
     def workspace(self, batch_size):
@@ -250,6 +256,7 @@ class Autoencoder:
 
     def predict(self, x):
         """x: (..., N, D) -> reconstructions (..., N, D) in [0, 1]."""
+        self.check_shape(x)
         return sigmoid(self.forward(x))
 
     def encode(self, x, layer=1):
@@ -258,6 +265,7 @@ class Autoencoder:
                 or not 1 <= layer <= len(self.hidden):
             raise ValueError(f"layer must be an integer from 1 to {len(self.hidden)} "
                              f"(the hidden layers), got {layer!r}")
+        self.check_shape(x)
         h = x
         for dense, relu in zip(self.dense[:layer], self.relus[:layer]):
             h = relu.forward(dense.forward(h))
@@ -301,8 +309,13 @@ class Autoencoder:
     def load(cls, path, backend="numpy"):
         """Rebuild a model saved with ``save`` onto ``backend``."""
         meta, arrays = _read_checkpoint(path)
-        model = cls(meta["input_dim"], meta["hidden"], seed=meta["seed"], dtype=meta["dtype"],
-                    backend=backend, init=meta["init"])
+        try:
+            model = cls(meta["input_dim"], meta["hidden"], seed=meta["seed"], dtype=meta["dtype"],
+                        backend=backend, init=meta["init"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise CheckpointError(f"{path}: its minae metadata is incomplete or wrong ("
+                                  f"{type(exc).__name__}: {exc}); the file is damaged or was not "
+                                  "written by Autoencoder.save") from exc
         for i, layer in enumerate(model.dense, start=1):
             for name, current in ((f"W{i}", layer.W), (f"b{i}", layer.b)):
                 if name not in arrays or arrays[name].shape != tuple(current.shape):
@@ -322,7 +335,7 @@ def _read_checkpoint(path):
     not_ours = f"{path} is not a minae checkpoint (an .npz written by Autoencoder.save)"
     try:
         loaded = np.load(path, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as exc:
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
         raise CheckpointError(f"{not_ours}: {exc}") from exc
     if not isinstance(loaded, np.lib.npyio.NpzFile):   # a bare .npy array
         raise CheckpointError(f"{not_ours}: it holds a single array")
@@ -337,6 +350,8 @@ def _read_checkpoint(path):
         meta = json.loads(str(arrays.pop("minae_meta")))
     except json.JSONDecodeError as exc:
         raise CheckpointError(f"{path}: its minae metadata is not valid JSON ({exc})") from exc
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"{path}: its minae metadata is not a JSON object")
     if meta.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(f"{path}: metadata format is {meta.get('format')!r}, "
                               f"expected {CHECKPOINT_FORMAT!r}")

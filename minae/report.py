@@ -163,10 +163,12 @@ def report_markdown(config, records, rows, baselines, data, figures, command, tr
               f"| runs | {len(records)} ({trained} trained now, {skipped} reused from earlier) |", "",
               "## Data", ""]
     for name, d in data.items():
-        kind = "canonical files" if d.canonical else "non-canonical files, checked structurally"
+        kind = "verified: the canonical content" if d.canonical \
+            else "not the canonical files, checked structurally"
         extra = "".join(f"; {n}" for n in d.notes)
         lines.append(f"- **{name}**: {d.n_train} training / {d.n_val} validation images from "
-                     f"`{d.source}` ({d.location}; {kind}{extra}).")
+                     f"`{d.source}` ({d.location}; {kind}{extra}); content digest (SHA-256 of the "
+                     f"images and labels used, part of every run's key) `{d.digest}`.")
     lines += ["", "Validation BCE is the exact mean over every pixel of every validation image; "
               "train BCE is the sample-weighted mean of the last epoch's mini-batch losses (as Keras "
               "reports it).", ""]

@@ -42,7 +42,7 @@ def test_flattened_scaled_float32_with_labels(tmp_path, nowhere):
     assert ds.x_train.shape == (30, 784) and ds.x_val.shape == (12, 784)
     assert ds.x_train.dtype == np.float32 and 0 <= ds.x_train.min() and ds.x_train.max() <= 1
     assert ds.y_train.shape == (30,) and ds.source == "data-dir" and not ds.canonical
-    assert "official test split" in ds.split and "not byte-identical" in ds.describe()
+    assert "official test split" in ds.split and "not the canonical mnist content" in ds.describe()
 
 
 def test_name_subfolder_is_preferred_and_uncompressed_files_work(tmp_path, nowhere):

@@ -1,4 +1,8 @@
-"""scripts/grid.py end to end on the real MNIST subset, with tiny settings."""
+"""scripts/grid.py end to end on the bundled MNIST sample, with tiny settings.
+
+The sample ships with minae, so these tests run on a fresh clone with no data
+anywhere else.
+"""
 
 import csv
 import json
@@ -15,20 +19,17 @@ import pytest
 from minae import Autoencoder
 from minae.backend import cupy_available
 from minae.cli import main
+from minae.data.loading import SAMPLE_ROOT
 from minae.experiment import run_seed
 
-from .test_data_loading import SHARED_MNIST, needs_mnist
-
 ROOT = Path(__file__).resolve().parents[1]
-TINY = ["--datasets", "mnist", "--data-dir", str(SHARED_MNIST), "--hidden", "8,4,8", "16,8,16",
+TINY = ["--datasets", "mnist", "--data-dir", str(SAMPLE_ROOT), "--hidden", "8,4,8", "16,8,16",
         "--lrs", "0.01", "0.1", "--epochs", "2", "--limit-train", "600", "--limit-val", "200", "--quiet"]
 FIGURES = {"ranking.png", "curves.png", "reconstructions_best.png", "reconstructions_grid.png",
            "first_layer_codes.png", "first_layer_filters.png", "codes_2d.png"}
 RECORD_FIELDS = {"dataset", "hidden", "lr", "epochs", "batch_size", "beta1", "beta2", "eps", "seed",
                  "backend", "n_train", "n_val", "data_source", "status", "train_bce", "val_bce",
                  "history", "seconds", "epoch_seconds", "checkpoint", "knn_accuracy"}
-
-pytestmark = needs_mnist
 
 
 def results(out):

@@ -9,11 +9,15 @@ source it used:
     4. system copies, /usr/share/datasets/<name> (Debian's dataset-fashion-mnist)
     5. a download into the cache (every mirror, checksums verified)
     6. the bundled sample (5,000 + 1,000 real images) with a loud warning,
-       unless require_full=True, which makes its absence an error instead.
+       unless require_full=True or a data folder was named (data_dir or
+       MINAE_DATA), either of which makes the dataset's absence an error.
+       A named folder holding some but not all four files is an error too.
 
-Files that are not byte-identical to the canonical downloads (a partial copy,
-a recompressed .gz) are checked structurally and used, and the Dataset says
-so. Broken files raise DataError rather than being skipped silently; only a
+Files whose uncompressed content is the canonical one count as verified,
+however they were compressed; other files (a subset, a modified copy) are
+checked structurally and used, and the Dataset says so. A file recognised as
+another dataset's (or another role's) is refused. Broken files raise
+DataError rather than being skipped silently; only a
 broken file in the cache (which minae owns) is deleted and fetched again.
 """
 
@@ -56,8 +60,11 @@ class Dataset:
     source:   where the files came from: "data-dir", "MINAE_DATA", "cache",
               "system", "download" or "bundled-sample"
     location: the folder they were read from
-    canonical: True when every file matched the pinned .gz checksums
+    canonical: True when every file holds the canonical content (the digest of
+              its uncompressed bytes, or of its .gz, matches the registry)
     notes:    sentences a report should carry (subsets, non-canonical files)
+    digest:   identifies the content: two Datasets with the same digest train
+              and validate on the same images, in the same order
     """
 
     name: str
@@ -70,13 +77,15 @@ class Dataset:
     canonical: bool
     split: str
     notes: list = field(default_factory=list)
+    digest: str = ""   # SHA-256 of the uint8 images and labels actually used (see content_digest)
 
     @property
     def classes(self):
         return get_info(self.name).classes
 
     def describe(self):
-        kind = "canonical files" if self.canonical else "non-canonical files, checked structurally"
+        kind = "verified: the canonical content" if self.canonical \
+            else "not the canonical files, checked structurally"
         text = (f"{self.name}: {len(self.x_train)} train / {len(self.x_val)} val images ({self.split}); "
                 f"source {self.source} at {self.location} ({kind})")
         return text + "".join(f"; {n}" for n in self.notes)
@@ -94,6 +103,18 @@ def _file_in(directory, filename):
     return None
 
 
+def missing_files(directory, name, direct=True):
+    """[(folder, [missing filenames])] for each candidate folder that holds some
+    but not all of the four files: a partial copy, worth naming."""
+    directory = Path(directory)
+    partial = []
+    for folder in (directory / name, directory) if direct else (directory / name,):
+        missing = [FILENAMES[role] for role in ROLES if _file_in(folder, FILENAMES[role]) is None]
+        if 0 < len(missing) < len(ROLES):
+            partial.append((folder, missing))
+    return partial
+
+
 def find_files(directory, name, direct=True):
     """{role: path} if <directory>/<name>/ (or, with direct, <directory>) holds all four files."""
     directory = Path(directory)
@@ -104,10 +125,29 @@ def find_files(directory, name, direct=True):
     return None
 
 
+ROLE_TEXT = {"train_images": "training images", "train_labels": "training labels",
+             "test_images": "test images", "test_labels": "test labels"}
+
+
+def identify(payload_sha256):
+    """(dataset, role) whose canonical uncompressed file has this SHA-256, or None."""
+    for other, info in DATASETS.items():
+        for role, file in info.files.items():
+            if file.payload_sha256 == payload_sha256:
+                return other, role
+    return None
+
+
 def read_files(paths, name):
-    """Read and check the four files; returns (arrays by role, canonical flag, notes)."""
+    """Read and check the four files; returns (arrays by role, canonical flag, notes).
+
+    canonical: every file holds exactly the canonical content of its role,
+    recognised by the digest of its uncompressed bytes (or, where that is not
+    known, of its .gz). A file recognised as another dataset's, or as another
+    role's (training images where the test images belong), is refused.
+    """
     info = get_info(name)
-    arrays, canonical, notes = {}, True, []
+    arrays, canonical, notes, foreign = {}, True, [], []
     for role in ROLES:
         path = paths[role]
         data = read_bytes(path)
@@ -117,11 +157,20 @@ def read_files(paths, name):
         if arr.dtype != np.uint8 or arr.ndim != want_ndim or bad_side:
             raise DataError(f"{path}: expected uint8 {'images of 28x28' if want_ndim == 3 else 'labels'}, "
                             f"got {arr.dtype} of shape {arr.shape}; is this the right file?")
-        if role == "test_images":
-            _check_identity(hashlib.sha256(data).hexdigest(), name, path)
+        found = identify(hashlib.sha256(data).hexdigest())
+        if found is not None and found != (name, role):
+            other, other_role = found
+            foreign.append(f"{path} holds the {other} {ROLE_TEXT[other_role]}, not {name}'s "
+                           f"{ROLE_TEXT[role]}")
         arrays[role] = arr
-        if path.suffix != ".gz" or file_digests(path)[0] != info.files[role].sha256:
+        file = info.files[role]
+        if file.payload_sha256 is not None:
+            canonical = canonical and found == (name, role)
+        elif path.suffix != ".gz" or file_digests(path)[0] != file.sha256:
             canonical = False
+    if foreign:
+        raise DataError("; ".join(foreign) + f". Put each dataset's four files in its own folder "
+                        f"<dir>/<name>/ under their canonical names ({', '.join(FILENAMES.values())})")
     for split in ("train", "test"):
         images, labels = arrays[f"{split}_images"], arrays[f"{split}_labels"]
         if len(images) != len(labels):
@@ -131,17 +180,9 @@ def read_files(paths, name):
             raise DataError(f"{paths[f'{split}_labels']}: label {labels.max()} is out of range "
                             f"0..{len(info.classes) - 1}")
     if not canonical:
-        notes.append(f"files are not byte-identical to the canonical {name} downloads "
+        notes.append(f"files are not the canonical {name} content "
                      f"({len(arrays['train_images'])} train / {len(arrays['test_images'])} test images)")
     return arrays, canonical, notes
-
-
-def _check_identity(payload_sha, name, path):
-    """Refuse one dataset's files under another dataset's name."""
-    for other, info in DATASETS.items():
-        if other != name and info.test_payload_sha256 == payload_sha:
-            raise DataError(f"{path} holds the {other} test images, not {name}'s; "
-                            f"put each dataset in its own folder <dir>/<name>/")
 
 
 def _candidates(name, data_dir):
@@ -177,9 +218,16 @@ def locate(name, data_dir=None, *, allow_download=True, mirrors=None, timeout=30
             what = "--data-dir (data_dir)" if source == "data-dir" else "MINAE_DATA"
             raise DataError(f"{what} points to {root}, which is not a folder; fix the path, or leave "
                             "it out to use the cache, system copies or a download")
+    named = [src for src, _ in _candidates(name, data_dir) if src in ("data-dir", "MINAE_DATA")]
     for source, root in _candidates(name, data_dir):
         # Files straight in a folder count only where the user named the folder.
-        paths = find_files(root, name, direct=source in ("data-dir", "MINAE_DATA"))
+        paths = find_files(root, name, direct=source in named)
+        partial = missing_files(root, name) if paths is None and source in named else []
+        if partial:
+            folder, missing = partial[0]
+            raise DataError(f"{folder} (from {'--data-dir' if source == 'data-dir' else source}) holds "
+                            f"some of {name}'s files but not {', '.join(missing)}; add the missing "
+                            "file(s), or point it at a folder with all four")
         if paths is None:
             tried.append(f"{source}: {root} (no files)")
             continue
@@ -198,9 +246,12 @@ def locate(name, data_dir=None, *, allow_download=True, mirrors=None, timeout=30
             return ("download", str(target), *read_files(paths, name))
         except DownloadError as exc:
             tried.append(f"download: {exc}")
-    if require_full:
-        raise DataError(f"could not find the full {name} dataset and the bundled-sample fallback is "
-                        "switched off (require_full / --require-full). Looked in:\n  " + "\n  ".join(tried))
+    if require_full or named:
+        why = ("the bundled-sample fallback is switched off (require_full / --require-full)" if require_full
+               else f"a data folder was named ({' and '.join(named)}), so minae will not fall back to "
+                    "the bundled sample; put the four files in <folder>/" + name + "/")
+        raise DataError(f"could not find the full {name} dataset and {why}. Looked in:\n  "
+                        + "\n  ".join(tried))
     paths = find_files(SAMPLE_ROOT, name)
     if paths is None:
         raise DataError(f"could not find {name} anywhere and there is no bundled sample for it. "
@@ -272,8 +323,22 @@ def load(name, data_dir=None, *, val_fraction=None, limit_train=None, limit_val=
     def pick(a, rows):   # no copy when the whole split is kept
         return a if len(rows) == len(a) else a[rows]
 
-    return Dataset(name, flatten(pick(tr_x, tr)), pick(tr_y, tr).copy(), flatten(pick(va_x, va)),
-                   pick(va_y, va).copy(), source, location, canonical, split, notes)
+    tr_x, tr_y, va_x, va_y = pick(tr_x, tr), pick(tr_y, tr).copy(), pick(va_x, va), pick(va_y, va).copy()
+    return Dataset(name, flatten(tr_x), tr_y, flatten(va_x), va_y, source, location, canonical, split,
+                   notes, content_digest(tr_x, tr_y, va_x, va_y))
+
+
+def content_digest(*arrays):
+    """SHA-256 over the shapes and bytes of uint8 arrays: what a run's results depend on.
+
+    Hashing the uint8 images (not the float32 copies) costs about a tenth of a
+    second for a full dataset.
+    """
+    h = hashlib.sha256()
+    for a in arrays:
+        h.update(repr(a.shape).encode())
+        h.update(np.ascontiguousarray(a).data)
+    return h.hexdigest()
 
 
 def load_sample(name, **kwargs):

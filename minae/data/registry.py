@@ -2,10 +2,13 @@
 
 Checksums of the .gz files are the SHA-256 values that tensorflow-datasets
 publishes, with torchvision's MD5s as a cross-check. ``payload_sha256`` is the
-SHA-256 of the *uncompressed* test-image file: it identifies a dataset's
-content even when a distributor recompressed the .gz (Debian does), and stops
-one dataset's files being loaded under another's name. It comes from the MNIST
-files' published provenance and from Debian's dataset-fashion-mnist package.
+SHA-256 of a file's *uncompressed* bytes: it identifies a dataset's content
+even when a distributor recompressed the .gz (Debian does, and so does the
+MNIST copy in shared/data), and stops one dataset's files being loaded under
+another's name or role. MNIST's match the published MD5s of the uncompressed
+files; Fashion-MNIST's are those of Debian's dataset-fashion-mnist package,
+whose .gz files wrap the canonical images. KMNIST's are not known here, so its
+files are recognised by their .gz checksums only.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ class FileInfo:
     size: int      # bytes of the canonical .gz
     sha256: str    # of the canonical .gz
     md5: str       # of the canonical .gz
+    payload_sha256: str | None = None   # of the uncompressed file, if known
 
 
 @dataclass(frozen=True)
@@ -40,7 +44,6 @@ class DatasetInfo:
     classes: tuple
     license: str
     attribution: str
-    test_payload_sha256: str | None = None   # uncompressed t10k images, if known
 
     def describe(self):
         return f"{self.title} ({self.license}): {self.attribution}"
@@ -59,18 +62,21 @@ DATASETS = {
                  "https://storage.googleapis.com/cvdf-datasets/mnist/"),
         files=_files([
             (9912422, "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609",
-             "f68b3c2dcbeaaa9fbdd348bbdeb94873"),
+             "f68b3c2dcbeaaa9fbdd348bbdeb94873",
+             "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db"),
             (28881, "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c",
-             "d53e105ee54ea40749a09fcbcd1e9432"),
+             "d53e105ee54ea40749a09fcbcd1e9432",
+             "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5"),
             (1648877, "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6",
-             "9fb629c4189551a2d022fa330f9573f3"),
+             "9fb629c4189551a2d022fa330f9573f3",
+             "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7"),
             (4542, "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6",
-             "ec29112dd5afa0611ce80d1b7f02629c"),
+             "ec29112dd5afa0611ce80d1b7f02629c",
+             "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2"),
         ]),
         classes=tuple(str(d) for d in range(10)),
         license="CC BY-SA 3.0",
         attribution="Yann LeCun, Corinna Cortes, Christopher J.C. Burges",
-        test_payload_sha256="0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
     ),
     "fashion-mnist": DatasetInfo(
         name="fashion-mnist",
@@ -79,19 +85,22 @@ DATASETS = {
                  "https://storage.googleapis.com/tensorflow/tf-keras-datasets/"),
         files=_files([
             (26421880, "3aede38d61863908ad78613f6a32ed271626dd12800ba2636569512369268a84",
-             "8d4fb7e6c68d591d4c3dfef9ec88bf0d"),
+             "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
+             "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888"),
             (29515, "a04f17134ac03560a47e3764e11b92fc97de4d1bfaf8ba1a3aa29af54cc90845",
-             "25c81989df183df01b3e8a0aad5dffbe"),
+             "25c81989df183df01b3e8a0aad5dffbe",
+             "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9"),
             (4422102, "346e55b948d973a97e58d2351dde16a484bd415d4595297633bb08f03db6a073",
-             "bef4ecab320f06d8554ea6380940ec79"),
+             "bef4ecab320f06d8554ea6380940ec79",
+             "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b"),
             (5148, "67da17c76eaffca5446c3361aaab5c3cd6d1c2608764d35dfb1850b086bf8dd5",
-             "bb300cfdad3c16e7a12a480ee83cd310"),
+             "bb300cfdad3c16e7a12a480ee83cd310",
+             "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34"),
         ]),
         classes=("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
                  "Sneaker", "Bag", "Ankle boot"),
         license="MIT",
         attribution="Han Xiao, Kashif Rasul, Roland Vollgraf (Zalando Research)",
-        test_payload_sha256="5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
     ),
     "kmnist": DatasetInfo(
         name="kmnist",

@@ -1,0 +1,85 @@
+"""One grid per output folder: a lock file naming the process that holds it.
+
+Two grids writing the same ``--out`` would both train every run and overwrite
+each other's results.json. The first holds ``<out>/.minae-grid.lock`` (JSON:
+pid, host, start time) for as long as it runs; a second refuses with that
+information. A lock whose process is gone (a grid killed with ``kill -9``) is
+stale, and the next grid takes it over with a note.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import time
+from pathlib import Path
+
+from minae.errors import GridBusyError
+
+LOCK_NAME = ".minae-grid.lock"
+UNREADABLE_GRACE_S = 10.0   # a lock file just created may not hold its JSON yet
+
+
+def _read(path):
+    try:
+        holder = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    return holder if isinstance(holder, dict) else None
+
+
+def _alive(pid):
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, ValueError, TypeError):
+        return isinstance(pid, int)   # it exists but is not ours, or the pid is garbage
+    return True
+
+
+@contextlib.contextmanager
+def grid_lock(out, log=print):
+    """Hold the lock of folder ``out`` for the ``with`` block (re-entrant in one process)."""
+    path = Path(out) / LOCK_NAME
+    me = {"pid": os.getpid(), "host": socket.gethostname(),
+          "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    while True:
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            fd = None
+        if fd is not None:
+            with os.fdopen(fd, "w") as f:
+                json.dump(me, f)
+            break
+        holder = _read(path)
+        if holder is not None and (holder.get("pid"), holder.get("host")) == (me["pid"], me["host"]):
+            yield path   # this process holds it already: the outer holder releases it
+            return
+        gone = holder is not None and holder.get("host") == me["host"] and not _alive(holder.get("pid"))
+        if gone or (holder is None and time.time() - _mtime(path) > UNREADABLE_GRACE_S):
+            who = "an unreadable lock" if holder is None else \
+                f"the lock of grid process {holder.get('pid')}, which no longer runs"
+            log(f"note: taking over {who} ({path})")
+            path.unlink(missing_ok=True)
+            continue
+        who = "another grid" if holder is None else (
+            f"grid process {holder.get('pid')} on {holder.get('host')}, started {holder.get('started')}")
+        raise GridBusyError(f"{out} is in use by {who} (lock file {path}). Wait for it to finish or "
+                            f"choose another --out; if no grid runs there any more, delete {path}")
+    try:
+        yield path
+    finally:
+        holder = _read(path)
+        if holder is not None and holder.get("pid") == me["pid"]:
+            path.unlink(missing_ok=True)
+
+
+def _mtime(path):
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return time.time()
