@@ -2,9 +2,10 @@
 
 Read the modules in this order: backend, layers, losses, optim, model, train,
 gradcheck; then sweep (the same code on a stack of models) and kernels (the
-loss and Adam as optional fused CUDA kernels); then data, experiment, report,
-plots and cli (the grid experiment) and bench. The math lives in layers,
-losses and optim alone: every way of training runs it.
+loss and Adam as optional fused CUDA kernels); then data, and the grid
+experiment in minae.grid (its own reading order is in its docstring). The
+math lives in layers, losses and optim alone: every way of training runs it.
+minae.tools holds the benchmarks, outside the reading path.
 """
 
 from minae.backend import Backend, cupy_available, get_namespace, resolve_backend

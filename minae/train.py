@@ -23,13 +23,12 @@ GPU number forces the CPU to wait for the GPU.
 from __future__ import annotations
 
 import math
-import sys
 import time
 from dataclasses import dataclass, field
 
 import numpy as np
-from tqdm.auto import tqdm
 
+from minae._progress import progress_bar
 from minae.backend import get_namespace
 from minae.losses import bce_with_logits, bce_with_logits_loss
 from minae.model import positive_int
@@ -90,12 +89,6 @@ def evaluate(model, x, *, batch_size=1024, check=True):
     return float(total) / n   # float() reads the device: one sync per evaluation
 
 
-def _show_progress(progress):
-    if progress is None:   # auto: only when a person is watching a terminal
-        return sys.stderr.isatty()
-    return bool(progress)
-
-
 def train_step(model, optimizer, xb, work=None, bce=bce_with_logits):
     """One mini-batch: forward, BCE, backward, update. xb: (N, D) -> loss (0-d array).
 
@@ -137,8 +130,7 @@ def fit(model, x_train, x_val=None, *, epochs=100, batch_size=256, optimizer=Non
     rng = np.random.default_rng(seed)
     work = model.workspace(batch_size)
     history = History()
-    bar = tqdm(range(1, epochs + 1), desc=desc, unit="epoch", leave=False,
-               disable=not _show_progress(progress), dynamic_ncols=True)
+    bar = progress_bar(range(1, epochs + 1), desc=desc, unit="epoch", show=progress)
     for epoch in bar:
         start_time = time.perf_counter()
         order = model.backend.asarray(rng.permutation(n))   # a new shuffle every epoch

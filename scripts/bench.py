@@ -5,7 +5,7 @@
     bash scripts/gpu_check.sh                    # GPU tests, this benchmark, the full grid on a GPU
 
 Prints a table and writes bench-results/bench-<backend>.json. The logic lives
-in minae.bench.
+in minae.tools.bench.
 """
 
 import argparse
@@ -16,10 +16,10 @@ import time
 
 from threadpoolctl import threadpool_info, threadpool_limits
 
-from minae import bench
 from minae.backend import resolve_backend
 from minae.data import load
-from minae.experiment import ORIGINAL_HIDDEN
+from minae.grid import ORIGINAL_HIDDEN
+from minae.tools import bench
 
 
 def main():

@@ -4,12 +4,12 @@
     python scripts/grid.py --quick         # about a minute
     python scripts/grid.py --help          # every flag
 
-All the logic lives in minae.cli and minae.experiment, where tests reach it.
+All the logic lives in minae.grid, where tests reach it.
 """
 
 import sys
 
-from minae.cli import main
+from minae.grid.cli import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -4,7 +4,7 @@ import sys
 
 import numpy as np
 
-from minae import bench
+from minae.tools import bench
 
 
 def test_interleave_runs_contenders_in_turn_after_warmup():

@@ -18,9 +18,9 @@ import pytest
 
 from minae import Autoencoder
 from minae.backend import cupy_available
-from minae.cli import main
 from minae.data.loading import SAMPLE_ROOT
-from minae.experiment import run_seed
+from minae.grid.cli import main
+from minae.grid.config import run_seed
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--datasets", "mnist", "--data-dir", str(SAMPLE_ROOT), "--hidden", "8,4,8", "16,8,16",
@@ -188,7 +188,7 @@ def test_a_diverging_configuration_is_recorded_and_the_grid_goes_on(tmp_path):
     (["--backend", "tpu"], "invalid choice: 'tpu'"),
     (["--epochs", "0"], "must be a positive integer"),
     (["--beta2", "1.0"], "beta2 must be in [0, 1)"),
-    (["--val-fraction", "1.5"], "val fraction must be between 0 and 1"),
+    (["--val-fraction", "1.5"], "--val-fraction must be between 0 and 1"),
     (["--limit-train", "0"], "must be a positive integer"),
 ])
 def test_bad_flags_fail_before_any_training(flags, message, tmp_path, capsys):
@@ -208,7 +208,7 @@ def test_an_unwritable_out_fails_at_start(tmp_path, capsys):
 
 
 def test_keras_and_quick_presets_yield_to_explicit_flags():
-    from minae.cli import build_parser, config_from_args, usable_cores
+    from minae.grid.cli import build_parser, config_from_args, usable_cores
 
     def cfg(*argv):
         return config_from_args(build_parser().parse_args(list(argv)))

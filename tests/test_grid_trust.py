@@ -15,13 +15,13 @@ import numpy as np
 import pytest
 
 from minae import Autoencoder, CheckpointError, evaluate, fit
-from minae.cli import main
 from minae.data import loading, registry
 from minae.data.idx import parse_idx, read_bytes, write_idx
 from minae.data.loading import SAMPLE_ROOT, load
 from minae.data.registry import FILENAMES
 from minae.errors import DataError, DownloadError
-from minae.lock import LOCK_NAME
+from minae.grid.cli import main
+from minae.grid.lock import LOCK_NAME
 
 from .test_data_loading import SYSTEM_FASHION, make_files, needs_fashion
 from .test_grid import ROOT, _worker_pids, results

@@ -17,7 +17,7 @@ import pytest
 
 from minae import Adam, Autoencoder, fit, layers, losses, optim
 from minae.data import load_sample
-from minae.experiment import GridConfig, run_grid
+from minae.grid import GridConfig, run_grid
 
 # --- wrong versions, as a student might write them ---------------------------
 # Each reads its names from the module the original lives in (its globals).

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from minae.plots import pca_2d, rectangle
+from minae.grid.plots import pca_2d, rectangle
 
 
 def test_codes_are_reshaped_to_the_squarest_rectangle():

@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from minae.experiment import knn_accuracy
+from minae.grid.probe import knn_accuracy
+from minae.grid.report import mean_image_bce, rank, ranking_csv, ranking_rows
 from minae.losses import bce_loss
-from minae.report import mean_image_bce, rank, ranking_csv, ranking_rows
 
 
 def test_mean_image_baseline_equals_the_brute_force_bce(rng):

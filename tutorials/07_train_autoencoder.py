@@ -21,9 +21,10 @@ import time
 import numpy as np
 from _tutorial import FAST, FIGURES, expect, show_png
 
-from minae import Adam, Autoencoder, fit, plots
+from minae import Adam, Autoencoder, fit
 from minae.data import load_sample
-from minae.report import mean_image_bce
+from minae.grid import plots
+from minae.grid.report import mean_image_bce
 
 data = load_sample("mnist")
 print(data.describe())
@@ -75,7 +76,7 @@ expect(history.val_bce[-1] < 0.9 * baseline, "the model beats the mean-image bas
 # %% [markdown]
 # ## The figures the grid draws, for this one model
 #
-# `minae.plots` draws every figure of the grid report; here they are for the
+# `minae.grid.plots` draws every figure of the grid report; here they are for the
 # model just trained. In the first-layer filters, red pixels push a unit up,
 # blue pixels push it down: strokes and blobs where digits have ink.
 

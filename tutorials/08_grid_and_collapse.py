@@ -21,8 +21,8 @@ from _tutorial import expect
 
 from minae import Adam, Autoencoder, fit
 from minae.data import load_sample
-from minae.experiment import code_probe
-from minae.report import mean_image_bce
+from minae.grid.probe import code_probe, dead_fraction
+from minae.grid.report import mean_image_bce
 from minae.train import train_step
 
 data = load_sample("mnist")
@@ -30,11 +30,6 @@ epochs = 10   # ten epochs show the collapse and a healthy model apart (3 s here
 baseline = mean_image_bce(data.x_train, data.x_val)
 limit = np.sqrt(6 / (784 + 128))
 print(f"first-layer weights start within +-{limit:.3f}; mean-image baseline BCE {baseline:.4f}")
-
-
-def dead_fraction(model, x):
-    """Fraction of first-layer units that are not positive for any image."""
-    return float(np.mean(model.encode(x, layer=1).max(axis=0) <= 0))
 
 
 results = {}

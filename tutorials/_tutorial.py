@@ -47,7 +47,7 @@ def save(fig, name):
 
 
 def show_png(path):
-    """Display a PNG written by minae.plots inline when running in Jupyter."""
+    """Display a PNG written by minae.grid.plots inline when running in Jupyter."""
     try:
         from IPython import get_ipython
         from IPython.display import Image, display

@@ -16,9 +16,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from tqdm.auto import tqdm
-
 from minae._io import atomic_open
+from minae._progress import progress_bar
 from minae.data.registry import ROLES, get_info
 from minae.errors import DataError, DownloadError
 
@@ -65,8 +64,8 @@ def fetch(url, dest, info, *, timeout=30.0, progress=None):
     sha, md5 = hashlib.sha256(), hashlib.md5()
     with atomic_open(dest) as out, urllib.request.urlopen(url, timeout=timeout) as response:
         total = int(response.headers.get("Content-Length") or 0) or None
-        with tqdm(total=total, unit="B", unit_scale=True, desc=dest.name, leave=False,
-                  disable=not progress) as bar:
+        with progress_bar(total=total, unit="B", unit_scale=True, desc=dest.name,
+                          show=bool(progress)) as bar:
             for block in iter(lambda: response.read(CHUNK), b""):
                 out.write(block)
                 sha.update(block)

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from minae.backend import resolve_backend
-from minae.experiment import ORIGINAL_HIDDEN, ORIGINAL_LRS, GridConfig, run_grid
+from minae.grid import ORIGINAL_HIDDEN, ORIGINAL_LRS, GridConfig, run_grid
 from minae.model import Autoencoder
 from minae.optim import Adam
 from minae.train import fit, train_step
@@ -255,7 +255,7 @@ def peak_memory(argv, interval=0.05):
 def memory_of_grid(data_dir, dataset, epochs, jobs, log=print):
     """Peak memory of a whole grid run (training, report and figures)."""
     with tempfile.TemporaryDirectory(prefix="minae-mem-") as out:
-        argv = [sys.executable, "-m", "minae.cli", "--datasets", dataset, "--epochs", str(epochs),
+        argv = [sys.executable, "-m", "minae.grid", "--datasets", dataset, "--epochs", str(epochs),
                 "--jobs", str(jobs), "--out", out, "--quiet"] + (["--data-dir", data_dir] if data_dir else [])
         mib, seconds, code = peak_memory(argv)
     result = {"dataset": dataset, "epochs": epochs, "jobs": jobs, "peak_rss_mib": mib,

@@ -1,8 +1,9 @@
-"""The command line of ``scripts/grid.py``: flags -> GridConfig -> run, report.
+"""The command line of ``scripts/grid.py`` (and ``python -m minae.grid``):
+flags -> GridConfig -> run, report.
 
 Presets are resolved here, in one place: an explicit flag always wins over
-``--keras`` or ``--quick``, which win over the defaults (the write-up's
-settings).
+``--keras`` or ``--quick``, which win over the defaults (GridConfig's, the
+write-up's settings). Every value is checked by GridConfig.validate.
 """
 
 from __future__ import annotations
@@ -17,23 +18,17 @@ import sys
 from tqdm.auto import tqdm
 
 from minae.backend import BACKENDS
+from minae.data.registry import DATASETS
 from minae.errors import MinaeError, Terminated
-from minae.experiment import (
-    ENGINES,
-    ORIGINAL_DATASETS,
-    ORIGINAL_HIDDEN,
-    ORIGINAL_LRS,
-    GridConfig,
-    check_out_dir,
-    parse_hidden,
-    run_grid,
-    write_outputs,
-)
-from minae.lock import grid_lock
+from minae.grid.config import ENGINES, GridConfig, parse_hidden
+from minae.grid.lock import grid_lock
+from minae.grid.schedule import check_out_dir, run_grid, write_outputs
+from minae.optim import FORMS
 
-DEFAULTS = dict(datasets=ORIGINAL_DATASETS, hidden=ORIGINAL_HIDDEN, lrs=ORIGINAL_LRS, epochs=100,
-                batch_size=256, beta1=0.9, beta2=0.99, eps=1e-7, adam_form="keras", seed=0,
-                limit_train=None, limit_val=None)
+# The flags that decide results take their defaults from GridConfig: one source.
+DEFAULTS = {name: getattr(GridConfig(), name) for name in (
+    "datasets", "hidden", "lrs", "epochs", "batch_size", "beta1", "beta2", "eps", "adam_form", "seed",
+    "limit_train", "limit_val")}
 # The original notebooks ran Keras' Adam defaults (the write-up says beta2 0.99).
 KERAS = dict(beta2=0.999, eps=1e-7, adam_form="keras")
 # Under a minute on a laptop CPU (18 s here): every configuration, 10 epochs, a data subset.
@@ -55,26 +50,6 @@ def _hidden(text):
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def _positive_float(text):
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not value > 0 or value != value or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
-    return value
-
-
-def _positive_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
-
-
 def build_parser():
     p = argparse.ArgumentParser(
         prog="python scripts/grid.py",
@@ -82,18 +57,21 @@ def build_parser():
                     "validation BCE, and write a report with figures. With no flags: the original "
                     "experiment (MNIST and Fashion-MNIST, 3 depths x 3 learning rates, 100 epochs).")
     g = p.add_argument_group("the experiment")
-    g.add_argument("--datasets", nargs="+", metavar="NAME", help="default: mnist fashion-mnist "
-                   "(known: mnist, fashion-mnist, kmnist)")
+    g.add_argument("--datasets", nargs="+", metavar="NAME",
+                   help=f"default: {' '.join(DEFAULTS['datasets'])} (known: {', '.join(DATASETS)})")
     g.add_argument("--hidden", nargs="+", type=_hidden, metavar="SPEC",
                    help="hidden widths, e.g. 128,64,32,64,128 (default: the original three)")
-    g.add_argument("--lrs", nargs="+", type=_positive_float, metavar="LR", help="default: 0.1 0.01 0.001")
-    g.add_argument("--epochs", type=_positive_int, help="default 100")
-    g.add_argument("--batch-size", type=_positive_int, help="default 256")
-    g.add_argument("--beta1", type=float, help="Adam beta1 (default 0.9)")
-    g.add_argument("--beta2", type=float, help="Adam beta2 (default 0.99, as the write-up; --keras: 0.999)")
-    g.add_argument("--eps", type=_positive_float, help="Adam epsilon (default 1e-7, Keras')")
-    g.add_argument("--adam-form", choices=["keras", "textbook"], help="where eps enters (default keras)")
-    g.add_argument("--seed", type=int, help="grid seed; each run's seed derives from it (default 0)")
+    g.add_argument("--lrs", nargs="+", type=float, metavar="LR",
+                   help=f"default: {' '.join(map(str, DEFAULTS['lrs']))}")
+    g.add_argument("--epochs", type=int, help=f"default {DEFAULTS['epochs']}")
+    g.add_argument("--batch-size", type=int, help=f"default {DEFAULTS['batch_size']}")
+    g.add_argument("--beta1", type=float, help=f"Adam beta1 (default {DEFAULTS['beta1']})")
+    g.add_argument("--beta2", type=float, help=f"Adam beta2 (default {DEFAULTS['beta2']}, as the write-up; "
+                   f"--keras: {KERAS['beta2']})")
+    g.add_argument("--eps", type=float, help=f"Adam epsilon (default {DEFAULTS['eps']:g}, Keras')")
+    g.add_argument("--adam-form", choices=FORMS, help=f"where eps enters (default {DEFAULTS['adam_form']})")
+    g.add_argument("--seed", type=int,
+                   help=f"grid seed; each run's seed derives from it (default {DEFAULTS['seed']})")
     g.add_argument("--keras", action="store_true",
                    help="the original notebooks' Keras settings: beta2 0.999, eps 1e-7, Keras' Adam form")
     g.add_argument("--quick", action="store_true",
@@ -102,19 +80,20 @@ def build_parser():
     d = p.add_argument_group("data")
     d.add_argument("--data-dir", help="folder with the IDX files (or <dir>/<name>/); see README, Data")
     d.add_argument("--require-full", action="store_true", help="fail instead of using the bundled sample")
-    d.add_argument("--limit-train", type=_positive_int, help="train on a seeded subset of N images")
-    d.add_argument("--limit-val", type=_positive_int, help="validate on a seeded subset of N images")
+    d.add_argument("--limit-train", type=int, help="train on a seeded subset of N images")
+    d.add_argument("--limit-val", type=int, help="validate on a seeded subset of N images")
     d.add_argument("--val-fraction", type=float,
                    help="carve validation out of the training split instead of the official test split")
     r = p.add_argument_group("running")
-    r.add_argument("--backend", choices=BACKENDS, default="numpy", help="default numpy")
-    r.add_argument("--jobs", type=_positive_int,
+    r.add_argument("--backend", choices=BACKENDS, default=GridConfig().backend,
+                   help=f"default {GridConfig().backend}")
+    r.add_argument("--jobs", type=int,
                    help="parallel worker processes (default: number of cores on numpy, 1 on cupy)")
-    r.add_argument("--engine", choices=ENGINES, default="single",
+    r.add_argument("--engine", choices=ENGINES, default=GridConfig().engine,
                    help="how runs are trained, all with minae's layers: single (each run alone, the "
                         "default), stacked (all learning rates of an architecture at once), fused (the "
                         "loss and Adam as CUDA kernels; needs --backend cupy)")
-    r.add_argument("--out", default="results", help="output folder (default results/)")
+    r.add_argument("--out", default=GridConfig().out, help=f"output folder (default {GridConfig().out}/)")
     r.add_argument("--fresh", action="store_true", help="retrain even runs already finished in --out")
     r.add_argument("--no-plots", action="store_true", help="skip the figures")
     r.add_argument("--quiet", action="store_true", help="no progress bars or log lines")
@@ -196,5 +175,5 @@ def _terminate(signum, frame):
     raise Terminated()
 
 
-if __name__ == "__main__":   # python -m minae.cli works like scripts/grid.py
+if __name__ == "__main__":
     sys.exit(main())

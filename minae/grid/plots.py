@@ -14,8 +14,8 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from minae._io import atomic_write_bytes
+from minae.grid.report import hidden_text, rank
 from minae.model import Autoencoder
-from minae.report import hidden_text, rank
 
 N_SHOW = 8   # validation images shown in reconstruction figures
 

@@ -1,0 +1,189 @@
+"""What decides a grid's results: its settings, each run's identity, the checks.
+
+What it teaches: an experiment you can trust is one whose every result is
+tied to the exact settings that produced it. Each run is identified by a key
+hashed from its full settings (model, optimizer, the data's source and a
+digest of its content); rerunning the same command finds a finished run by
+that key, and any change, to a setting or to a pixel of the data, is a new
+run. Every run's seed derives from (seed, dataset, hidden, lr).
+
+``GridConfig`` holds the defaults (the original experiment) and validates
+every value in one place; the command line (minae.grid.cli) takes its
+defaults from it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+
+from minae.data.registry import get_info
+from minae.model import positive_int
+from minae.optim import FORMS, Adam, check_lr
+
+ORIGINAL_HIDDEN = ((32, 16, 32), (64, 32, 16, 32, 64), (128, 64, 32, 64, 128))
+ORIGINAL_LRS = (0.1, 0.01, 0.001)
+ORIGINAL_DATASETS = ("mnist", "fashion-mnist")
+ENGINES = ("single", "stacked", "fused")
+
+
+@dataclass(frozen=True)
+class GridConfig:
+    """Everything that decides the grid's results, plus how to run it."""
+
+    datasets: tuple = ORIGINAL_DATASETS
+    hidden: tuple = ORIGINAL_HIDDEN
+    lrs: tuple = ORIGINAL_LRS
+    epochs: int = 100
+    batch_size: int = 256
+    beta1: float = 0.9
+    beta2: float = 0.99          # as the write-up states; --keras uses 0.999
+    eps: float = 1e-7            # Keras' default
+    adam_form: str = "keras"
+    seed: int = 0
+    dtype: str = "float32"
+    backend: str = "numpy"
+    data_dir: str | None = None
+    require_full: bool = False
+    limit_train: int | None = None
+    limit_val: int | None = None
+    val_fraction: float | None = None
+    out: str = "results"
+    jobs: int = 1
+    fresh: bool = False
+    plots: bool = True
+    quiet: bool = False
+    # How runs are trained; every engine runs the layers of minae.layers:
+    # "single" = each run alone with fit (the default); "stacked" = every
+    # learning rate of an architecture in one stack (minae.sweep); "fused" =
+    # fit with the loss and Adam as CUDA kernels (minae.kernels; CuPy only).
+    engine: str = "single"
+
+    def validate(self):
+        """Raise ValueError for any bad setting, naming its flag, before anything is trained.
+
+        The one place the grid's values are checked (the CLI parses only types);
+        each check is the library's own (positive_int, check_lr, Adam's).
+        """
+        if not self.datasets:
+            raise ValueError("--datasets: give at least one dataset")
+        for name in self.datasets:
+            _flag("--datasets", get_info, name)
+        if not self.hidden:
+            raise ValueError("--hidden: give at least one hidden-layer spec")
+        for spec in self.hidden:
+            if not spec:
+                raise ValueError("--hidden: a spec is empty; write e.g. 128,64,32,64,128")
+            for h in spec:
+                _flag("--hidden", positive_int, h, "a layer width")
+        if not self.lrs:
+            raise ValueError("--lrs: give at least one learning rate")
+        for lr in self.lrs:
+            _flag("--lrs", check_lr, lr)
+        Adam(self.lrs[0], self.beta1, self.beta2, self.eps, self.adam_form)   # names beta1, beta2, eps
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise ValueError(f"--seed must be a non-negative integer, got {self.seed!r}")
+        for flag, value in (("--epochs", self.epochs), ("--batch-size", self.batch_size),
+                            ("--jobs", self.jobs)):
+            _flag(flag, positive_int, value, "it")
+        for flag, value in (("--limit-train", self.limit_train), ("--limit-val", self.limit_val)):
+            if value is not None:   # None: the whole split
+                _flag(flag, positive_int, value, "it")
+        if self.val_fraction is not None and not 0.0 < self.val_fraction < 1.0:
+            raise ValueError(f"--val-fraction must be between 0 and 1 (exclusive), got {self.val_fraction}")
+        if self.engine not in ENGINES:
+            raise ValueError(f"--engine: unknown engine {self.engine!r}; choose one of {ENGINES}")
+        if self.adam_form not in FORMS:
+            raise ValueError(f"--adam-form: unknown Adam form {self.adam_form!r}; choose one of {FORMS}")
+        for spec in self.hidden:
+            check_memory(spec, self.batch_size, self.dtype)
+
+
+def _flag(flag, check, *args):
+    """Run a library check; its ValueError then names the flag."""
+    try:
+        return check(*args)
+    except ValueError as exc:
+        raise ValueError(f"{flag}: {exc}") from None
+
+
+def run_memory_bytes(hidden, batch_size, dtype="float32", input_dim=784):
+    """About how many bytes one run's model needs: parameters, gradients, Adam's
+    two moments and two scratch arrays (6 copies), plus one batch's activations."""
+    sizes = [input_dim, *hidden, input_dim]
+    params = sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
+    width = 8 if dtype == "float64" else 4
+    return width * (6 * params + 4 * batch_size * sum(sizes))
+
+
+def check_memory(hidden, batch_size, dtype="float32"):
+    """Refuse a model that cannot fit in this machine's memory, before allocating it."""
+    need = run_memory_bytes(hidden, batch_size, dtype)
+    try:
+        have = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):   # not on Linux: no estimate to compare with
+        return
+    if need > have:
+        raise ValueError(f"--hidden {','.join(map(str, hidden))} needs about {need / 2**30:,.0f} GiB per run "
+                         f"(parameters, gradients, Adam's moments, one batch) but this machine has "
+                         f"{have / 2**30:,.0f} GiB; choose narrower layers")
+
+
+def parse_hidden(text):
+    """'128,64,32' -> (128, 64, 32), with a clear error for anything else."""
+    try:
+        sizes = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise ValueError(f"cannot read hidden-layer spec {text!r}: write widths separated by commas, "
+                         "e.g. 128,64,32,64,128") from None
+    if any(s < 1 for s in sizes):
+        raise ValueError(f"hidden-layer spec {text!r} has a width below 1")
+    return sizes
+
+
+def run_seed(seed, dataset, hidden, lr):
+    """A seed for one run, derived from the grid seed and the run's identity."""
+    text = f"{seed}|{dataset}|{','.join(map(str, hidden))}|{lr!r}"
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "big")
+
+
+@dataclass(frozen=True)
+class DataSummary:
+    """What a run needs to know about its data (the arrays travel separately)."""
+
+    name: str
+    source: str
+    location: str
+    n_train: int
+    n_val: int
+    canonical: bool
+    notes: tuple = ()
+    digest: str = ""
+
+    @classmethod
+    def of(cls, ds):
+        return cls(ds.name, ds.source, ds.location, len(ds.x_train), len(ds.x_val), ds.canonical,
+                   tuple(ds.notes), ds.digest)
+
+
+def run_settings(config, data, hidden, lr, backend):
+    """The full settings of one run; their hash is the run's key.
+
+    backend: the resolved backend name ("numpy" or "cupy", never "auto").
+    """
+    return {
+        "dataset": data.name, "hidden": list(hidden), "lr": lr, "epochs": config.epochs,
+        "batch_size": config.batch_size, "beta1": config.beta1, "beta2": config.beta2,
+        "eps": config.eps, "adam_form": config.adam_form, "grid_seed": config.seed,
+        "seed": run_seed(config.seed, data.name, hidden, lr), "dtype": config.dtype,
+        "backend": backend, "n_train": data.n_train, "n_val": data.n_val,
+        "data_source": data.source, "data_sha256": data.digest,
+        "limit_train": config.limit_train, "limit_val": config.limit_val,
+        "val_fraction": config.val_fraction,
+    }
+
+
+def settings_key(settings):
+    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]

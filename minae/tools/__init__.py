@@ -1,0 +1,1 @@
+"""Tools around minae that are not part of its reading path: benchmarks."""
