@@ -1,27 +1,30 @@
 """Downloading dataset files: every mirror in turn, verified, written atomically.
 
-A file is streamed into a temporary file beside its destination while its
-SHA-256 and MD5 are computed; only when both match the pinned values is it
-renamed into place (``os.replace`` is atomic), so an interrupted or corrupted
-download never leaves a file that a later run would trust.
+The download itself is pooch's (``pooch.retrieve``), the library made for
+fetching data files with pinned hashes: it streams a file into a temporary
+file beside its destination, checks its SHA-256, and only then moves it into
+place, so an interrupted or corrupted download never leaves a file that a
+later run would trust. minae adds what pooch leaves to its caller: trying
+each mirror in turn, a timeout, torchvision's MD5 as a second check, and an
+error that lists every URL tried and says how to work offline.
 """
 
 from __future__ import annotations
 
 import hashlib
 import http.client
-import socket
+import logging
 import tempfile
-import urllib.error
-import urllib.request
 from pathlib import Path
 
-from minae._io import atomic_open
-from minae._progress import progress_bar
+import pooch
+
 from minae.data.registry import ROLES, get_info
 from minae.errors import DataError, DownloadError
 
 CHUNK = 1 << 16
+# pooch logs every download at INFO; minae shows a progress bar instead.
+pooch.get_logger().setLevel(logging.WARNING)
 
 
 def file_digests(path):
@@ -57,29 +60,24 @@ def ensure_writable(directory):
 def fetch(url, dest, info, *, timeout=30.0, progress=None):
     """Download ``url`` to ``dest`` if its checksums match ``info``; else raise.
 
-    Raises OSError-family errors for network trouble and DataError for a
-    checksum mismatch; the partial file is always removed.
+    Raises OSError-family errors for network trouble (requests' errors are
+    OSErrors) and DataError for a checksum mismatch; nothing is kept then.
     """
     dest = Path(dest)
-    sha, md5 = hashlib.sha256(), hashlib.md5()
-    with atomic_open(dest) as out, urllib.request.urlopen(url, timeout=timeout) as response:
-        total = int(response.headers.get("Content-Length") or 0) or None
-        with progress_bar(total=total, unit="B", unit_scale=True, desc=dest.name,
-                          show=bool(progress)) as bar:
-            for block in iter(lambda: response.read(CHUNK), b""):
-                out.write(block)
-                sha.update(block)
-                md5.update(block)
-                bar.update(len(block))
-        # Raising here, inside atomic_open, discards the temporary file.
-        if (sha.hexdigest(), md5.hexdigest()) != (info.sha256, info.md5):
-            raise DataError(f"{url}: checksum mismatch (got sha256 {sha.hexdigest()[:16]}..., "
-                            f"expected {info.sha256[:16]}...); the file was not kept")
+    downloader = pooch.HTTPDownloader(progressbar=bool(progress), timeout=timeout)
+    try:
+        pooch.retrieve(url, known_hash=f"sha256:{info.sha256}", fname=dest.name, path=dest.parent,
+                       downloader=downloader, progressbar=bool(progress))
+    except ValueError as exc:   # pooch's hash mismatch; it has removed the download
+        raise DataError(f"{url}: checksum mismatch ({exc}); the file was not kept") from None
+    if file_digests(dest)[1] != info.md5:
+        dest.unlink(missing_ok=True)
+        raise DataError(f"{url}: checksum mismatch (MD5 differs from torchvision's); the file was not kept")
     return dest
 
 
-NETWORK_ERRORS = (urllib.error.URLError, http.client.HTTPException, socket.timeout, TimeoutError,
-                  ConnectionError, OSError)
+# requests' errors (which pooch raises) and the standard library's are all OSErrors.
+NETWORK_ERRORS = (OSError, http.client.HTTPException)
 
 
 def download(name, directory, *, mirrors=None, timeout=30.0, progress=None):

@@ -2,6 +2,8 @@
 
 Uses matplotlib's object API (``Figure``), not pyplot, so it needs no display
 and touches no global state; each figure is written atomically as a PNG.
+Every figure's title names its dataset when one is given, so a figure keeps
+its meaning when it travels on its own.
 """
 
 from __future__ import annotations
@@ -20,7 +22,10 @@ from minae.model import Autoencoder
 N_SHOW = 8   # validation images shown in reconstruction figures
 
 
-def save(fig, path):
+def save(fig, path, title=None, dataset=None):
+    """Write ``fig`` as a PNG at ``path``; the title says which dataset it shows."""
+    if title or dataset:
+        fig.suptitle(" - ".join(t for t in (dataset, title) if t), fontsize=10)
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
     atomic_write_bytes(path, buf.getvalue())
@@ -54,7 +59,7 @@ def pca_2d(codes):
     return np.pad(proj, ((0, 0), (0, 2 - proj.shape[1])))   # a 1-D code gets a zero y
 
 
-def plot_ranking(records, baseline, path):
+def plot_ranking(records, baseline, path, dataset=None):
     ranked = rank(records)
     fig = Figure(figsize=(7, 0.4 * len(ranked) + 1.2))
     ax = fig.subplots()
@@ -67,12 +72,27 @@ def plot_ranking(records, baseline, path):
     ax.invert_yaxis()
     if baseline is not None:
         ax.axvline(baseline, ls="--", color="k", lw=1, label=f"mean image {baseline:.4f}")
-        ax.legend(fontsize=8, loc="lower right")
+        # Beside the axes, never over a bar.
+        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    ax.set_xlim(0, 1.2 * max([*vals, baseline or 0.0]) or 1.0)   # room for the value labels
     ax.set_xlabel("validation BCE (lower is better)")
-    return save(fig, path)
+    return save(fig, path, "ranking by validation BCE", dataset)
 
 
-def plot_curves(records, path):
+def curve_top(histories):
+    """Upper y-limit for learning curves: the highest loss after the first epoch.
+
+    The first epoch's loss is often far above the rest (the model starts from
+    random weights); letting it set the range would flatten every curve that
+    matters. With one epoch only, that epoch sets it.
+    """
+    later = [v for h in histories for k in ("train_bce", "val_bce") for v in h[k][1:] if v is not None]
+    first = [v for h in histories for k in ("train_bce", "val_bce") for v in h[k][:1] if v is not None]
+    values = later or first
+    return max(values) if values else None
+
+
+def plot_curves(records, path, dataset=None):
     archs = list(dict.fromkeys(hidden_text(r) for r in records))
     fig = Figure(figsize=(4.5 * len(archs), 3.5))
     axes = np.atleast_1d(fig.subplots(1, len(archs), sharey=True))
@@ -80,28 +100,35 @@ def plot_curves(records, path):
         for i, r in enumerate(r for r in records if hidden_text(r) == arch):
             h = r["history"]
             epochs = range(1, len(h["val_bce"]) + 1)
-            ax.plot(epochs, [np.nan if v is None else v for v in h["val_bce"]], color=f"C{i}",
-                    label=f"lr={r['lr']:g}")
-            ax.plot(epochs, [np.nan if v is None else v for v in h["train_bce"]], color=f"C{i}", ls="--")
+            # Markers, so that a run of one epoch (or a diverged one) is still a visible point.
+            ax.plot(epochs, [np.nan if v is None else v for v in h["val_bce"]], color=f"C{i}", marker="o",
+                    ms=3, label=f"lr={r['lr']:g}")
+            ax.plot(epochs, [np.nan if v is None else v for v in h["train_bce"]], color=f"C{i}", ls="--",
+                    marker=".", ms=3)
         ax.set_title(arch, fontsize=9)
         ax.set_xlabel("epoch")
         ax.set_yscale("log")
         ax.legend(fontsize=8)
+    top = curve_top([r["history"] for r in records])
+    if top is not None:
+        bottom = min(v for r in records for k in ("train_bce", "val_bce") for v in r["history"][k]
+                     if v is not None)
+        axes[0].set_ylim(0.97 * bottom, 1.05 * top)
     axes[0].set_ylabel("BCE (solid: validation, dashed: train)")
-    return save(fig, path)
+    return save(fig, path, "learning curves (y-range from epoch 2 on; epoch 1 may lie above)", dataset)
 
 
-def plot_reconstructions(model, x, path):
+def plot_reconstructions(model, x, path, dataset=None):
     recon = model.predict(x)
     fig = Figure(figsize=(1.1 * len(x), 2.4))
     axes = fig.subplots(2, len(x))
     for j in range(len(x)):
         _image(axes[0, j], x[j], "original" if j == 0 else None)
         _image(axes[1, j], recon[j], "decoded" if j == 0 else None)
-    return save(fig, path)
+    return save(fig, path, "original vs decoded", dataset)
 
 
-def plot_reconstruction_grid(models, x, path):
+def plot_reconstruction_grid(models, x, path, dataset=None):
     fig = Figure(figsize=(1.0 * len(x) + 1.6, 1.0 * (len(models) + 1)))
     axes = fig.subplots(len(models) + 1, len(x), squeeze=False)
     rows = [("original", x)] + [(name, m.predict(x)) for name, m in models]
@@ -109,10 +136,10 @@ def plot_reconstruction_grid(models, x, path):
         for j in range(len(x)):
             _image(axes[i, j], images[j])
         axes[i, 0].set_ylabel(name, rotation=0, ha="right", va="center", fontsize=7)
-    return save(fig, path)
+    return save(fig, path, "decoded by every run", dataset)
 
 
-def plot_first_layer_codes(model, x, path):
+def plot_first_layer_codes(model, x, path, dataset=None):
     codes = model.encode(x, layer=1)
     rows, cols = rectangle(codes.shape[1])
     fig = Figure(figsize=(1.2 * len(x), 2.6))
@@ -123,10 +150,10 @@ def plot_first_layer_codes(model, x, path):
         axes[1, j].set_xticks([])
         axes[1, j].set_yticks([])
     axes[1, 0].set_title(f"layer 1: {codes.shape[1]} units as {rows}x{cols}", fontsize=7, loc="left")
-    return save(fig, path)
+    return save(fig, path, "codes of the first encoding layer", dataset)
 
 
-def plot_filters(model, path, limit=64):
+def plot_filters(model, path, limit=64, dataset=None):
     W = model.backend.to_host(model.params[0])        # (D, H1)
     n = min(limit, W.shape[1])
     rows, cols = rectangle(n) if rectangle(n)[0] > 1 else (int(math.ceil(n / 8)), 8)
@@ -139,11 +166,12 @@ def plot_filters(model, path, limit=64):
             w = W[:, k]
             lim = np.abs(w).max() or 1.0
             ax.imshow(w.reshape(side, side), cmap="RdBu_r", vmin=-lim, vmax=lim)
-    fig.suptitle(f"first-layer weights ({n} of {W.shape[1]} units; red +, blue -)", fontsize=9)
-    return save(fig, path)
+    return save(fig, path, f"first-layer weights ({n} of {W.shape[1]} units; red +, blue -)", dataset)
 
 
-def plot_codes_2d(models, x, y, path):
+def plot_codes_2d(models, x, y, path, classes=None, dataset=None):
+    """Bottleneck codes of x projected to 2-D (PCA), coloured by class y;
+    classes: the class names (e.g. Fashion-MNIST's), else the label numbers."""
     cols = min(3, len(models))
     rows = int(math.ceil(len(models) / cols))
     fig = Figure(figsize=(3.6 * cols, 3.3 * rows))
@@ -157,8 +185,10 @@ def plot_codes_2d(models, x, y, path):
         ax.set_yticks([])
     for ax in axes[len(models):]:
         ax.set_axis_off()
-    fig.colorbar(sc, ax=list(axes[:len(models)]), ticks=range(10), shrink=0.6, label="class")
-    return save(fig, path)
+    bar = fig.colorbar(sc, ax=list(axes[:len(models)]), ticks=range(10), shrink=0.6, label="class")
+    if classes is not None:
+        bar.ax.set_yticklabels(classes, fontsize=7)
+    return save(fig, path, "bottleneck codes in 2-D (PCA), coloured by class", dataset)
 
 
 def plot_dataset(out, dataset, records, ds, baseline, n_points=2000):
@@ -166,19 +196,20 @@ def plot_dataset(out, dataset, records, ds, baseline, n_points=2000):
     folder = Path(out) / "plots" / dataset
     ranked = rank(records)
     x_show = ds.x_val[:N_SHOW]
-    names = [plot_ranking(records, baseline, folder / "ranking.png"),
-             plot_curves(records, folder / "curves.png")]
+    names = [plot_ranking(records, baseline, folder / "ranking.png", dataset),
+             plot_curves(records, folder / "curves.png", dataset)]
     ok = [r for r in ranked if r["status"] == "ok"]
     if not ok:
         return names
     models = {r["key"]: Autoencoder.load(Path(out) / r["checkpoint"]) for r in records}
     best = models[ok[0]["key"]]
-    names += [plot_reconstructions(best, x_show, folder / "reconstructions_best.png"),
+    names += [plot_reconstructions(best, x_show, folder / "reconstructions_best.png", dataset),
               plot_reconstruction_grid([(label(r), models[r["key"]]) for r in records], x_show,
-                                       folder / "reconstructions_grid.png"),
-              plot_first_layer_codes(best, ds.x_val[:6], folder / "first_layer_codes.png"),
-              plot_filters(best, folder / "first_layer_filters.png")]
+                                       folder / "reconstructions_grid.png", dataset),
+              plot_first_layer_codes(best, ds.x_val[:6], folder / "first_layer_codes.png", dataset),
+              plot_filters(best, folder / "first_layer_filters.png", dataset=dataset)]
     pick = np.random.default_rng(0).choice(len(ds.x_val), size=min(n_points, len(ds.x_val)), replace=False)
     names.append(plot_codes_2d([(label(r), models[r["key"]], r.get("knn_accuracy")) for r in ok],
-                               ds.x_val[pick], ds.y_val[pick], folder / "codes_2d.png"))
+                               ds.x_val[pick], ds.y_val[pick], folder / "codes_2d.png",
+                               classes=ds.classes, dataset=dataset))
     return names
