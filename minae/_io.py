@@ -13,6 +13,15 @@ import tempfile
 from pathlib import Path
 
 
+def writable_dir(directory):
+    """Create ``directory`` if needed and prove a file can be written there (else OSError)."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryFile(dir=directory):
+        pass
+    return directory
+
+
 def _umask():
     mask = os.umask(0)
     os.umask(mask)

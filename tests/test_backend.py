@@ -87,3 +87,20 @@ def test_a_model_moves_between_backends_and_back_unchanged(rng):
     np.testing.assert_array_equal(strict.to_host(model.predict(strict.asarray(x, "float64"))), expected)
     model.to("numpy")
     assert all(np.array_equal(a, b) for a, b in zip(before, model.params))
+
+
+def test_cupy_older_than_14_is_refused_with_the_upgrade_command(monkeypatch):
+    import sys
+    import types
+
+    from minae.backend import _usable_cupy
+
+    old = types.ModuleType("cupy")
+    old.__version__ = "13.6.0"
+    monkeypatch.setitem(sys.modules, "cupy", old)
+    module, why = _usable_cupy()
+    assert module is None
+    assert "CuPy 13.6.0 is too old: minae needs CuPy 14 or newer" in why
+    assert "pip install -U cupy-cuda13x" in why
+    with pytest.raises(BackendError, match="too old"):
+        resolve_backend("cupy")

@@ -14,11 +14,11 @@ from __future__ import annotations
 import hashlib
 import http.client
 import logging
-import tempfile
 from pathlib import Path
 
 import pooch
 
+from minae._io import writable_dir
 from minae.data.registry import ROLES, get_info
 from minae.errors import DataError, DownloadError
 
@@ -45,16 +45,12 @@ def is_verified(path, info):
 
 def ensure_writable(directory):
     """Create ``directory`` if needed and prove a file can be written there."""
-    directory = Path(directory)
     try:
-        directory.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=directory):
-            pass
+        return writable_dir(directory)
     except OSError as exc:
         raise DataError(f"cannot write to the data cache {directory} ({exc.strerror or exc}); set "
                         "XDG_CACHE_HOME to a writable folder, or point MINAE_DATA / --data-dir at a "
                         "folder that already holds the files") from exc
-    return directory
 
 
 def fetch(url, dest, info, *, timeout=30.0, progress=None):

@@ -15,7 +15,6 @@ import json
 import multiprocessing
 import os
 import queue
-import tempfile
 import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -23,7 +22,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from minae._io import atomic_write_text
+from minae._io import atomic_write_text, writable_dir
 from minae._progress import progress_bar
 from minae.backend import resolve_backend
 from minae.data import load
@@ -92,15 +91,11 @@ class GridResult:
 
 def check_out_dir(out):
     """Create --out and prove it is writable."""
-    out = Path(out)
     try:
-        out.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=out):
-            pass
+        return writable_dir(out)
     except OSError as exc:
         raise OSError(f"cannot write results to {out} ({exc.strerror or exc}); choose another "
                       "folder with --out") from exc
-    return out
 
 
 def sweep_stale(out):
