@@ -44,7 +44,8 @@ def test_every_figure_names_its_dataset_and_fashion_codes_name_their_classes(tmp
     model = Autoencoder(784, [8, 4, 8])
     history = fit(model, ds.x_train, ds.x_val, epochs=1, progress=False)
     model.save(tmp_path / "runs" / "k.npz")
-    record = {"key": "k", "hidden": [8, 4, 8], "lr": 0.01, "status": "ok", "val_bce": history.val_bce[-1],
+    record = {"key": "k", "dataset": "fashion-mnist", "data_source": "bundled-sample", "seconds": 1.0,
+              "hidden": [8, 4, 8], "lr": 0.01, "status": "ok", "val_bce": history.val_bce[-1],
               "train_bce": history.train_bce[-1], "history": history.as_dict(), "checkpoint": "runs/k.npz",
               "knn_accuracy": 0.5}
     names = plots.plot_dataset(tmp_path, "fashion-mnist", [record], ds, baseline=0.49)

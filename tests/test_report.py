@@ -46,7 +46,8 @@ def test_ranking_puts_the_lowest_loss_first_and_diverged_runs_last():
     rows = ranking_rows(records, {"d": 0.5})
     assert [r["rank"] for r in rows] == [1, 2, 3] and rows[0]["hidden"] == "8"
     assert rows[2]["note"] == "diverged at epoch 3" and rows[0]["val_over_mean_image"] == pytest.approx(0.4)
-    assert ranking_csv(rows).splitlines()[0].startswith("dataset,rank,hidden,lr,status,val_bce")
+    assert ranking_csv(rows).splitlines()[0].startswith(
+        "dataset,rank,hidden,lr,status,n_seeds,val_bce_mean,val_bce_std,ci95_low,ci95_high,tied_with")
 
 
 def test_notes_say_which_runs_learned_nothing():

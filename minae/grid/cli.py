@@ -28,7 +28,7 @@ from minae.optim import FORMS
 # The flags that decide results take their defaults from GridConfig: one source.
 DEFAULTS = {name: getattr(GridConfig(), name) for name in (
     "datasets", "hidden", "lrs", "epochs", "batch_size", "beta1", "beta2", "eps", "adam_form", "seed",
-    "limit_train", "limit_val")}
+    "seeds", "limit_train", "limit_val")}
 # The original notebooks ran Keras' Adam defaults (the write-up says beta2 0.99).
 KERAS = dict(beta2=0.999, eps=1e-7, adam_form="keras")
 # Under a minute on a laptop CPU (18 s here): every configuration, 10 epochs, a data subset.
@@ -72,6 +72,9 @@ def build_parser():
     g.add_argument("--adam-form", choices=FORMS, help=f"where eps enters (default {DEFAULTS['adam_form']})")
     g.add_argument("--seed", type=int,
                    help=f"grid seed; each run's seed derives from it (default {DEFAULTS['seed']})")
+    g.add_argument("--seeds", type=int, metavar="N",
+                   help=f"train every configuration N times, each with its own seed, and rank by the mean "
+                        f"with 95%% confidence intervals (default {DEFAULTS['seeds']})")
     g.add_argument("--keras", action="store_true",
                    help="the original notebooks' Keras settings: beta2 0.999, eps 1e-7, Keras' Adam form")
     g.add_argument("--quick", action="store_true",

@@ -15,6 +15,7 @@ defaults from it.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import os
 from dataclasses import dataclass
@@ -43,6 +44,7 @@ class GridConfig:
     eps: float = 1e-7            # Keras' default
     adam_form: str = "keras"
     seed: int = 0
+    seeds: int = 1               # repeats of every configuration, each with its own seed
     dtype: str = "float32"
     backend: str = "numpy"
     data_dir: str | None = None
@@ -86,11 +88,14 @@ class GridConfig:
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise ValueError(f"--seed must be a non-negative integer, got {self.seed!r}")
         for flag, value in (("--epochs", self.epochs), ("--batch-size", self.batch_size),
-                            ("--jobs", self.jobs)):
+                            ("--jobs", self.jobs), ("--seeds", self.seeds)):
             _flag(flag, positive_int, value, "it")
         for flag, value in (("--limit-train", self.limit_train), ("--limit-val", self.limit_val)):
             if value is not None:   # None: the whole split
                 _flag(flag, positive_int, value, "it")
+        if self.seeds > 1 and importlib.util.find_spec("scipy") is None:
+            raise ValueError(f"--seeds {self.seeds} ranks by mean with confidence intervals, computed with "
+                             "SciPy, which is not installed: pip install 'minae[stats]'")
         if self.val_fraction is not None and not 0.0 < self.val_fraction < 1.0:
             raise ValueError(f"--val-fraction must be between 0 and 1 (exclusive), got {self.val_fraction}")
         if self.engine not in ENGINES:
@@ -143,9 +148,13 @@ def parse_hidden(text):
     return sizes
 
 
-def run_seed(seed, dataset, hidden, lr):
-    """A seed for one run, derived from the grid seed and the run's identity."""
-    text = f"{seed}|{dataset}|{','.join(map(str, hidden))}|{lr!r}"
+def run_seed(seed, dataset, hidden, lr, repeat=0):
+    """A seed for one run, derived from the grid seed and the run's identity.
+
+    repeat: which of ``--seeds N`` repeats (0 .. N-1); repeat 0 has the seed
+    a grid without repeats always had, so its results and key do not change.
+    """
+    text = f"{seed}|{dataset}|{','.join(map(str, hidden))}|{lr!r}" + (f"|{repeat}" if repeat else "")
     return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "big")
 
 
@@ -168,21 +177,26 @@ class DataSummary:
                    tuple(ds.notes), ds.digest)
 
 
-def run_settings(config, data, hidden, lr, backend):
+def run_settings(config, data, hidden, lr, backend, repeat=0):
     """The full settings of one run; their hash is the run's key.
 
     backend: the resolved backend name ("numpy" or "cupy", never "auto").
+    repeat:  which repeat of ``--seeds``; only repeats after the first carry
+             it, so a grid of one seed keeps the keys it always had.
     """
-    return {
+    settings = {
         "dataset": data.name, "hidden": list(hidden), "lr": lr, "epochs": config.epochs,
         "batch_size": config.batch_size, "beta1": config.beta1, "beta2": config.beta2,
         "eps": config.eps, "adam_form": config.adam_form, "grid_seed": config.seed,
-        "seed": run_seed(config.seed, data.name, hidden, lr), "dtype": config.dtype,
+        "seed": run_seed(config.seed, data.name, hidden, lr, repeat), "dtype": config.dtype,
         "backend": backend, "n_train": data.n_train, "n_val": data.n_val,
         "data_source": data.source, "data_sha256": data.digest,
         "limit_train": config.limit_train, "limit_val": config.limit_val,
         "val_fraction": config.val_fraction,
     }
+    if repeat:
+        settings["repeat"] = repeat
+    return settings
 
 
 def settings_key(settings):

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import io
 import math
+import warnings
 from pathlib import Path
 
 import numpy as np
 from matplotlib.figure import Figure
 
 from minae._io import atomic_write_bytes
-from minae.grid.report import hidden_text, rank
+from minae.grid.report import configurations, hidden_text, ranking_rows
 from minae.model import Autoencoder
 
 N_SHOW = 8   # validation images shown in reconstruction figures
@@ -30,10 +31,6 @@ def save(fig, path, title=None, dataset=None):
     fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
     atomic_write_bytes(path, buf.getvalue())
     return Path(path).name
-
-
-def label(record):
-    return f"{hidden_text(record)} lr={record['lr']:g}"
 
 
 def _image(ax, pixels, title=None):
@@ -59,23 +56,30 @@ def pca_2d(codes):
     return np.pad(proj, ((0, 0), (0, 2 - proj.shape[1])))   # a 1-D code gets a zero y
 
 
-def plot_ranking(records, baseline, path, dataset=None):
-    ranked = rank(records)
-    fig = Figure(figsize=(7, 0.4 * len(ranked) + 1.2))
+def plot_ranking(rows, baseline, path, dataset=None):
+    """One bar per configuration (ranking_rows): the mean validation BCE over its
+    seeds, with the 95% confidence interval of the mean as an error bar."""
+    fig = Figure(figsize=(7, 0.4 * len(rows) + 1.2))
     ax = fig.subplots()
-    vals = [r["val_bce"] if r["status"] == "ok" else 0.0 for r in ranked]
-    ax.barh(range(len(ranked)), vals, color=["C0" if r["status"] == "ok" else "C3" for r in ranked])
-    for i, r in enumerate(ranked):
-        text = f"{r['val_bce']:.4f}" if r["status"] == "ok" else "diverged"
-        ax.text(vals[i], i, " " + text, va="center", fontsize=8)
-    ax.set_yticks(range(len(ranked)), [label(r) for r in ranked], fontsize=8)
+    vals = [r["val_bce_mean"] or 0.0 for r in rows]
+    errors = np.array([[0.0, 0.0] if r["ci95_low"] is None
+                       else [r["val_bce_mean"] - r["ci95_low"], r["ci95_high"] - r["val_bce_mean"]]
+                       for r in rows]).T
+    colours = ["C0" if r["status"] == "ok" else "C1" if r["val_bce_mean"] is not None else "C3" for r in rows]
+    ax.barh(range(len(rows)), vals, xerr=errors if errors.any() else None, capsize=3, color=colours)
+    for i, r in enumerate(rows):
+        text = "diverged" if r["val_bce_mean"] is None else f"{r['val_bce_mean']:.4f}"
+        ax.text(max(vals[i], r["ci95_high"] or 0.0), i, " " + text, va="center", fontsize=8)
+    seeds = "" if max(r["n_seeds"] for r in rows) < 2 else f" ({max(r['n_seeds'] for r in rows)} seeds)"
+    ax.set_yticks(range(len(rows)), [f"{r['hidden']} lr={r['lr']:g}{seeds}" for r in rows], fontsize=8)
     ax.invert_yaxis()
     if baseline is not None:
         ax.axvline(baseline, ls="--", color="k", lw=1, label=f"mean image {baseline:.4f}")
         # Beside the axes, never over a bar.
         ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     ax.set_xlim(0, 1.2 * max([*vals, baseline or 0.0]) or 1.0)   # room for the value labels
-    ax.set_xlabel("validation BCE (lower is better)")
+    ax.set_xlabel("validation BCE, mean over seeds with 95% CI (lower is better)" if seeds
+                  else "validation BCE (lower is better)")
     return save(fig, path, "ranking by validation BCE", dataset)
 
 
@@ -92,19 +96,37 @@ def curve_top(histories):
     return max(values) if values else None
 
 
+def _curve(histories, name):
+    """(epochs, mean, low, high) of one loss curve over seeds; NaN where none ran."""
+    length = max(len(h[name]) for h in histories)
+    table = np.full((len(histories), length), np.nan)
+    for i, h in enumerate(histories):
+        table[i, :len(h[name])] = [np.nan if v is None else v for v in h[name]]
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)   # an epoch no seed finished is NaN, as meant
+        return (np.arange(1, length + 1), np.nanmean(table, 0), np.nanmin(table, 0), np.nanmax(table, 0))
+
+
 def plot_curves(records, path, dataset=None):
+    """Per architecture, each learning rate's mean curve over its seeds, with
+    the band from the lowest to the highest seed."""
     archs = list(dict.fromkeys(hidden_text(r) for r in records))
     fig = Figure(figsize=(4.5 * len(archs), 3.5))
     axes = np.atleast_1d(fig.subplots(1, len(archs), sharey=True))
+    banded = False
     for ax, arch in zip(axes, archs):
-        for i, r in enumerate(r for r in records if hidden_text(r) == arch):
-            h = r["history"]
-            epochs = range(1, len(h["val_bce"]) + 1)
-            # Markers, so that a run of one epoch (or a diverged one) is still a visible point.
-            ax.plot(epochs, [np.nan if v is None else v for v in h["val_bce"]], color=f"C{i}", marker="o",
-                    ms=3, label=f"lr={r['lr']:g}")
-            ax.plot(epochs, [np.nan if v is None else v for v in h["train_bce"]], color=f"C{i}", ls="--",
-                    marker=".", ms=3)
+        lrs = list(dict.fromkeys(r["lr"] for r in records if hidden_text(r) == arch))
+        for i, lr in enumerate(lrs):
+            histories = [r["history"] for r in records if hidden_text(r) == arch and r["lr"] == lr]
+            seeds = f" ({len(histories)} seeds)" if len(histories) > 1 else ""
+            for name, style, marker in (("val_bce", "-", "o"), ("train_bce", "--", ".")):
+                epochs, mean, low, high = _curve(histories, name)
+                # Markers, so that a run of one epoch (or a diverged one) is still a visible point.
+                ax.plot(epochs, mean, color=f"C{i}", ls=style, marker=marker, ms=3,
+                        label=f"lr={lr:g}{seeds}" if name == "val_bce" else None)
+                if len(histories) > 1 and name == "val_bce":
+                    ax.fill_between(epochs, low, high, color=f"C{i}", alpha=0.2, lw=0)
+                    banded = True
         ax.set_title(arch, fontsize=9)
         ax.set_xlabel("epoch")
         ax.set_yscale("log")
@@ -115,7 +137,8 @@ def plot_curves(records, path, dataset=None):
                      if v is not None)
         axes[0].set_ylim(0.97 * bottom, 1.05 * top)
     axes[0].set_ylabel("BCE (solid: validation, dashed: train)")
-    return save(fig, path, "learning curves (y-range from epoch 2 on; epoch 1 may lie above)", dataset)
+    band = "; band: lowest to highest seed" if banded else ""
+    return save(fig, path, f"learning curves (y-range from epoch 2 on; epoch 1 may lie above{band})", dataset)
 
 
 def plot_reconstructions(model, x, path, dataset=None):
@@ -192,24 +215,33 @@ def plot_codes_2d(models, x, y, path, classes=None, dataset=None):
 
 
 def plot_dataset(out, dataset, records, ds, baseline, n_points=2000):
-    """Every figure for one dataset under out/plots/<dataset>/; returns their names."""
+    """Every figure for one dataset under out/plots/<dataset>/; returns their names.
+
+    With several seeds per configuration, the model figures show each
+    configuration's first seed that did not diverge.
+    """
     folder = Path(out) / "plots" / dataset
-    ranked = rank(records)
+    rows = ranking_rows(records, {dataset: baseline})
     x_show = ds.x_val[:N_SHOW]
-    names = [plot_ranking(records, baseline, folder / "ranking.png", dataset),
+    names = [plot_ranking(rows, baseline, folder / "ranking.png", dataset),
              plot_curves(records, folder / "curves.png", dataset)]
-    ok = [r for r in ranked if r["status"] == "ok"]
-    if not ok:
+    groups = configurations(records)
+    shown = []   # (label, record) per configuration in rank order, its first ok seed
+    for row in rows:
+        ok = [r for r in groups[(dataset, row["hidden"], row["lr"])] if r["status"] == "ok"]
+        if ok:
+            shown.append((f"{row['hidden']} lr={row['lr']:g}", ok[0], row["knn_accuracy"]))
+    if not shown:
         return names
-    models = {r["key"]: Autoencoder.load(Path(out) / r["checkpoint"]) for r in records}
-    best = models[ok[0]["key"]]
+    models = {r["key"]: Autoencoder.load(Path(out) / r["checkpoint"]) for _, r, _ in shown}
+    best = models[shown[0][1]["key"]]
     names += [plot_reconstructions(best, x_show, folder / "reconstructions_best.png", dataset),
-              plot_reconstruction_grid([(label(r), models[r["key"]]) for r in records], x_show,
+              plot_reconstruction_grid([(name, models[r["key"]]) for name, r, _ in shown], x_show,
                                        folder / "reconstructions_grid.png", dataset),
               plot_first_layer_codes(best, ds.x_val[:6], folder / "first_layer_codes.png", dataset),
               plot_filters(best, folder / "first_layer_filters.png", dataset=dataset)]
     pick = np.random.default_rng(0).choice(len(ds.x_val), size=min(n_points, len(ds.x_val)), replace=False)
-    names.append(plot_codes_2d([(label(r), models[r["key"]], r.get("knn_accuracy")) for r in ok],
+    names.append(plot_codes_2d([(name, models[r["key"]], acc) for name, r, acc in shown],
                                ds.x_val[pick], ds.y_val[pick], folder / "codes_2d.png",
                                classes=ds.classes, dataset=dataset))
     return names

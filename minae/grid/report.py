@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 import time
 from pathlib import Path
 
@@ -51,33 +52,104 @@ def hidden_text(record):
     return ",".join(map(str, record["hidden"]))
 
 
-def _verdict(record, baseline):
-    if record["status"] != "ok":
-        return f"diverged at epoch {record['diverged_epoch']}"
-    spread = record.get("output_spread")
-    if spread is not None and spread < CONSTANT_SPREAD:
-        dead = record.get("dead_fraction")
+def configurations(records):
+    """{(dataset, hidden text, lr): [its repeats' records]} in the records' order."""
+    groups = {}
+    for r in records:
+        groups.setdefault((r["dataset"], hidden_text(r), r["lr"]), []).append(r)
+    return groups
+
+
+def _mean(values):
+    values = [v for v in values if v is not None]
+    return float(np.mean(values)) if values else None
+
+
+def interval(values, level=0.95):
+    """(mean, std, low, high) of the mean of ``values`` over seeds.
+
+    The interval is Student's t: mean +- t(level, n-1) * std / sqrt(n), with
+    the sample std (n-1 in the denominator). One value gives no std and no
+    interval (None).
+    """
+    n = len(values)
+    if n == 0:
+        return None, None, None, None
+    mean = float(np.mean(values))
+    if n < 2:
+        return mean, None, None, None
+    from scipy import stats  # needed only for repeats: the "stats" extra
+
+    std = float(np.std(values, ddof=1))
+    half = float(stats.t.ppf(0.5 + level / 2, n - 1)) * std / math.sqrt(n)
+    return mean, std, mean - half, mean + half
+
+
+def indistinguishable(a, b, alpha=0.05):
+    """Whether Welch's two-sided t-test cannot tell the means of a and b apart at ``alpha``."""
+    if len(a) < 2 or len(b) < 2:
+        return False
+    from scipy import stats
+
+    if np.std(a) == 0 and np.std(b) == 0:   # the test is undefined; equal constants are tied
+        return float(np.mean(a)) == float(np.mean(b))
+    return bool(stats.ttest_ind(a, b, equal_var=False).pvalue >= alpha)
+
+
+TIE_TEST = ("Welch's two-sample t-test (two-sided, unequal variances) on the validation BCE of the "
+            "seeds, p >= 0.05, without correction for multiple comparisons")
+
+
+def _verdict(repeats, baseline):
+    ok = [r for r in repeats if r["status"] == "ok"]
+    if not ok:
+        epochs = sorted({r["diverged_epoch"] for r in repeats})
+        return f"diverged at epoch {', '.join(map(str, epochs))}"
+    notes = []
+    if len(ok) < len(repeats):
+        notes.append(f"diverged in {len(repeats) - len(ok)} of {len(repeats)} seeds")
+    collapsed = [r for r in ok if r.get("output_spread") is not None and r["output_spread"] < CONSTANT_SPREAD]
+    if collapsed:
+        dead = _mean(r.get("dead_fraction") for r in collapsed)
         dead_text = "" if dead is None else f", {dead:.0%} of first-layer units dead"
-        return f"collapsed to a constant output (spread {spread:.4f}{dead_text})"
-    if baseline is not None and record["val_bce"] > COLLAPSE_RATIO * baseline:
-        return "no better than the mean image"
-    return ""
+        spread = _mean(r["output_spread"] for r in collapsed)
+        which = "" if len(collapsed) == len(repeats) == 1 else f" in {len(collapsed)} of {len(repeats)} seeds"
+        notes.append(f"collapsed to a constant output{which} (spread {spread:.4f}{dead_text})")
+    elif baseline is not None and _mean(r["val_bce"] for r in ok) > COLLAPSE_RATIO * baseline:
+        notes.append("no better than the mean image")
+    return "; ".join(notes)
 
 
 def ranking_rows(records, baselines):
-    """Flat rows (dicts) for every dataset, in rank order."""
+    """Flat rows (dicts), one per configuration (its seeds pooled), per dataset in rank order.
+
+    Ranked by the mean validation BCE over the seeds that did not diverge;
+    configurations whose every seed diverged come last.
+    """
     rows = []
     for dataset in dict.fromkeys(r["dataset"] for r in records):
         baseline = baselines.get(dataset)
-        for i, r in enumerate(rank([r for r in records if r["dataset"] == dataset]), start=1):
-            ratio = r["val_bce"] / baseline if r["status"] == "ok" and baseline else None
+        groups = {k: v for k, v in configurations(records).items() if k[0] == dataset}
+        vals = {k: [r["val_bce"] for r in v if r["status"] == "ok"] for k, v in groups.items()}
+        order = sorted(groups, key=lambda k: (not vals[k], _mean(vals[k]) or 0.0))
+        for i, key in enumerate(order, start=1):
+            repeats, ok = groups[key], [r for r in groups[key] if r["status"] == "ok"]
+            mean, std, low, high = interval(vals[key])
+            tied = [f"{h} lr={lr:g}" for (d, h, lr) in order if (d, h, lr) != key
+                    and indistinguishable(vals[key], vals[(d, h, lr)])]
+            status = "ok" if len(ok) == len(repeats) else "diverged" if not ok else "partly diverged"
             rows.append({
-                "dataset": dataset, "rank": i, "hidden": hidden_text(r), "lr": r["lr"],
-                "status": r["status"], "val_bce": r["val_bce"], "train_bce": r["train_bce"],
-                "val_over_mean_image": ratio, "knn_accuracy": r.get("knn_accuracy"),
-                "output_spread": r.get("output_spread"), "dead_fraction": r.get("dead_fraction"),
-                "seconds": r["seconds"], "epochs_run": len(r["history"]["val_bce"]),
-                "note": _verdict(r, baseline), "data_source": r["data_source"],
+                "dataset": dataset, "rank": i, "hidden": key[1], "lr": key[2], "status": status,
+                "n_seeds": len(repeats), "val_bce_mean": mean, "val_bce_std": std,
+                "ci95_low": low, "ci95_high": high, "tied_with": "; ".join(tied),
+                "train_bce_mean": _mean(r["train_bce"] for r in ok),
+                "val_over_mean_image": mean / baseline if mean is not None and baseline else None,
+                "knn_accuracy": _mean(r.get("knn_accuracy") for r in ok),
+                "output_spread": _mean(r.get("output_spread") for r in ok),
+                "dead_fraction": _mean(r.get("dead_fraction") for r in ok),
+                "seconds": _mean(r["seconds"] for r in repeats),
+                "epochs_run": max(len(r["history"]["val_bce"]) for r in repeats),
+                "note": _verdict(repeats, baseline), "data_source": repeats[0]["data_source"],
             })
     return rows
 
@@ -107,15 +179,24 @@ def ranking_markdown(rows, baselines, data):
         if dataset in baselines:
             out.append(f"Mean-image baseline (predict the training set's mean image): "
                        f"validation BCE **{baselines[dataset]:.4f}**.\n")
-        out.append("| rank | hidden | lr | val BCE | train BCE | val / baseline | k-NN acc. on codes "
-                   "| seconds | status | note |")
-        out.append("|---:|---|---:|---:|---:|---:|---:|---:|---|---|")
-        for r in (r for r in rows if r["dataset"] == dataset):
-            out.append(f"| {r['rank']} | {r['hidden']} | {r['lr']:g} | {_fmt(r['val_bce'], '.4f')} "
-                       f"| {_fmt(r['train_bce'], '.4f')} | {_fmt(r['val_over_mean_image'], '.3f')} "
-                       f"| {_fmt(r['knn_accuracy'], '.3f')} | {r['seconds']:.1f} | {r['status']} "
-                       f"| {r['note']} |")
+        ours = [r for r in rows if r["dataset"] == dataset]
+        out.append("| rank | hidden | lr | seeds | val BCE (mean) | std | 95% CI of the mean | tied with "
+                   "| train BCE | val / baseline | k-NN acc. on codes | seconds per run | status | note |")
+        out.append("|---:|---|---:|---:|---:|---:|---|---|---:|---:|---:|---:|---|---|")
+        for r in ours:
+            ci = "" if r["ci95_low"] is None else f"{r['ci95_low']:.4f} .. {r['ci95_high']:.4f}"
+            out.append(f"| {r['rank']} | {r['hidden']} | {r['lr']:g} | {r['n_seeds']} "
+                       f"| {_fmt(r['val_bce_mean'], '.4f')} | {_fmt(r['val_bce_std'], '.4f')} | {ci} "
+                       f"| {r['tied_with']} | {_fmt(r['train_bce_mean'], '.4f')} "
+                       f"| {_fmt(r['val_over_mean_image'], '.3f')} | {_fmt(r['knn_accuracy'], '.3f')} "
+                       f"| {r['seconds']:.1f} | {r['status']} | {r['note']} |")
         out.append("")
+        if max(r["n_seeds"] for r in ours) < 2:
+            out.append("One seed per configuration gives no interval and no test: rerun with "
+                       "`--seeds 3` (or more) to see which differences are real.\n")
+        else:
+            out.append("Mean and std over the seeds that did not diverge; the interval is Student's t "
+                       f"(n - 1 degrees of freedom). *Tied with*: {TIE_TEST}.\n")
     return "\n".join(out)
 
 

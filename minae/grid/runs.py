@@ -100,7 +100,8 @@ def finish_run(settings, model, history, seconds, ds, out_dir, engine):
         return v if math.isfinite(v) else None
 
     record = {
-        **settings, "key": key, "status": "diverged" if diverged else "ok",
+        **settings, "repeat": settings.get("repeat", 0), "key": key,
+        "status": "diverged" if diverged else "ok",
         "diverged_epoch": history.diverged_epoch,
         "train_bce": None if diverged else history.train_bce[-1],
         "val_bce": None if diverged else history.val_bce[-1],
@@ -187,12 +188,16 @@ def changed_data(out_dir, todo):
         return settings_key({k: v for k, v in settings.items() if k != "data_sha256"})
 
     wanted = {without_digest(s): s for s in todo}
+    names = {k for s in todo for k in s} - {"repeat"}
     changed = {}
     for path in Path(out_dir).glob("runs/*/*.json"):
         try:
             record = json.loads(path.read_text())
-            settings = wanted.get(without_digest({k: record.get(k) for k in todo[0]}))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError, IndexError):
+            settings = {k: record.get(k) for k in names}
+            if record.get("repeat"):   # as run_settings: only repeats after the first carry it
+                settings["repeat"] = record["repeat"]
+            settings = wanted.get(without_digest(settings))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError):
             continue
         if settings is not None and record.get("data_sha256") != settings["data_sha256"]:
             changed.setdefault(settings["dataset"], (record.get("data_sha256"), settings["data_sha256"], []))

@@ -160,12 +160,13 @@ def _run_grid(config, out, datasets, log):
     for name in config.datasets:
         for hidden in config.hidden:
             for lr in config.lrs:
-                settings = run_settings(config, result.data[name], hidden, lr, backend.name)
-                done = None if config.fresh else load_finished(out, settings, log)
-                if done is None:
-                    todo.append(settings)
-                else:
-                    result.records.append(done)
+                for repeat in range(config.seeds):
+                    settings = run_settings(config, result.data[name], hidden, lr, backend.name, repeat)
+                    done = None if config.fresh else load_finished(out, settings, log)
+                    if done is None:
+                        todo.append(settings)
+                    else:
+                        result.records.append(done)
     result.skipped = len(result.records)
     if todo and not config.fresh:
         for sentence in changed_data(out, todo):
@@ -201,9 +202,9 @@ def run_cost(settings):
 
 
 def grid_position(config, record):
-    """Sort key putting records in the grid's order: dataset, hidden, lr."""
+    """Sort key putting records in the grid's order: dataset, hidden, lr, repeat."""
     return (config.datasets.index(record["dataset"]), config.hidden.index(tuple(record["hidden"])),
-            config.lrs.index(record["lr"]))
+            config.lrs.index(record["lr"]), record.get("repeat", 0))
 
 
 def _run_bar(settings, config):
@@ -212,7 +213,8 @@ def _run_bar(settings, config):
 
 
 def _describe(settings):
-    return f"{settings['dataset']} {','.join(map(str, settings['hidden']))} lr={settings['lr']:g}"
+    repeat = f" seed #{settings['repeat'] + 1}" if settings.get("repeat") else ""
+    return f"{settings['dataset']} {','.join(map(str, settings['hidden']))} lr={settings['lr']:g}{repeat}"
 
 
 def _finished(record, result, overall, log):
