@@ -36,3 +36,7 @@ class GridBusyError(MinaeError, RuntimeError):
 
 class Terminated(KeyboardInterrupt):
     """The grid received SIGTERM; handled like Ctrl-C (finished runs are kept)."""
+
+
+class SchedulerError(MinaeError, RuntimeError):
+    """The Dask scheduler cannot be used: not installed, or not reachable."""

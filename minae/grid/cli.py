@@ -92,6 +92,12 @@ def build_parser():
                    help=f"default {GridConfig().backend}")
     r.add_argument("--jobs", type=int,
                    help="parallel worker processes (default: number of cores on numpy, 1 on cupy)")
+    r.add_argument("--scheduler", metavar="ADDRESS",
+                   help="run every run as a task on a Dask cluster: a scheduler address such as "
+                        "tcp://host:8786, or 'local' for a LocalCluster of --jobs workers (needs "
+                        "pip install 'minae[distributed]')")
+    r.add_argument("--scheduler-timeout", type=float, default=GridConfig().scheduler_timeout,
+                   metavar="SECONDS", help="how long to try to reach the scheduler (default %(default)s)")
     r.add_argument("--engine", choices=ENGINES, default=GridConfig().engine,
                    help="how runs are trained, all with minae's layers: single (each run alone, the "
                         "default), stacked (all learning rates of an architecture at once), fused (the "
@@ -132,7 +138,8 @@ def config_from_args(args, notes=None):
     config = GridConfig(**values, backend=args.backend, data_dir=args.data_dir,
                         require_full=args.require_full, val_fraction=args.val_fraction, out=args.out,
                         jobs=jobs, fresh=args.fresh, plots=not args.no_plots, quiet=quiet,
-                        engine=args.engine)
+                        engine=args.engine, scheduler=args.scheduler,
+                        scheduler_timeout=args.scheduler_timeout)
     config.validate()
     return config
 

@@ -54,6 +54,8 @@ class GridConfig:
     val_fraction: float | None = None
     out: str = "results"
     jobs: int = 1
+    scheduler: str | None = None     # a Dask scheduler address, "local", or None (this machine)
+    scheduler_timeout: float = 10.0  # seconds to reach the scheduler
     fresh: bool = False
     plots: bool = True
     quiet: bool = False
@@ -100,6 +102,12 @@ class GridConfig:
             raise ValueError(f"--val-fraction must be between 0 and 1 (exclusive), got {self.val_fraction}")
         if self.engine not in ENGINES:
             raise ValueError(f"--engine: unknown engine {self.engine!r}; choose one of {ENGINES}")
+        if self.scheduler is not None and self.engine == "stacked":
+            raise ValueError("--scheduler sends single runs to the cluster; the stacked engine trains "
+                             "stacks in this process: use one or the other")
+        if not (isinstance(self.scheduler_timeout, (int, float)) and self.scheduler_timeout > 0):
+            raise ValueError(f"--scheduler-timeout must be a number of seconds > 0, "
+                             f"got {self.scheduler_timeout!r}")
         if self.adam_form not in FORMS:
             raise ValueError(f"--adam-form: unknown Adam form {self.adam_form!r}; choose one of {FORMS}")
         for spec in self.hidden:

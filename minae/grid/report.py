@@ -102,12 +102,19 @@ TIE_TEST = ("Welch's two-sample t-test (two-sided, unequal variances) on the val
 
 def _verdict(repeats, baseline):
     ok = [r for r in repeats if r["status"] == "ok"]
-    if not ok:
-        epochs = sorted({r["diverged_epoch"] for r in repeats})
-        return f"diverged at epoch {', '.join(map(str, epochs))}"
+    failed = [r for r in repeats if r["status"] == "failed"]
     notes = []
-    if len(ok) < len(repeats):
-        notes.append(f"diverged in {len(repeats) - len(ok)} of {len(repeats)} seeds")
+    if failed:   # a task that failed for good on a cluster; the next grid tries it again
+        notes.append(f"failed in {len(failed)} of {len(repeats)} seeds: {failed[0].get('error')}"
+                     if len(repeats) > 1 else f"failed: {failed[0].get('error')}")
+    diverged = sorted({r["diverged_epoch"] for r in repeats if r["status"] == "diverged"})
+    if diverged and not ok and not failed:
+        return f"diverged at epoch {', '.join(map(str, diverged))}"
+    if diverged:
+        notes.append(f"diverged in {sum(r['status'] == 'diverged' for r in repeats)} of {len(repeats)} "
+                     f"seeds (epoch {', '.join(map(str, diverged))})")
+    if not ok:
+        return "; ".join(notes)
     collapsed = [r for r in ok if r.get("output_spread") is not None and r["output_spread"] < CONSTANT_SPREAD]
     if collapsed:
         dead = _mean(r.get("dead_fraction") for r in collapsed)
@@ -137,7 +144,8 @@ def ranking_rows(records, baselines):
             mean, std, low, high = interval(vals[key])
             tied = [f"{h} lr={lr:g}" for (d, h, lr) in order if (d, h, lr) != key
                     and indistinguishable(vals[key], vals[(d, h, lr)])]
-            status = "ok" if len(ok) == len(repeats) else "diverged" if not ok else "partly diverged"
+            statuses = {r["status"] for r in repeats}
+            status = statuses.pop() if len(statuses) == 1 else "mixed"
             rows.append({
                 "dataset": dataset, "rank": i, "hidden": key[1], "lr": key[2], "status": status,
                 "n_seeds": len(repeats), "val_bce_mean": mean, "val_bce_std": std,
@@ -189,7 +197,7 @@ def ranking_markdown(rows, baselines, data):
                        f"| {_fmt(r['val_bce_mean'], '.4f')} | {_fmt(r['val_bce_std'], '.4f')} | {ci} "
                        f"| {r['tied_with']} | {_fmt(r['train_bce_mean'], '.4f')} "
                        f"| {_fmt(r['val_over_mean_image'], '.3f')} | {_fmt(r['knn_accuracy'], '.3f')} "
-                       f"| {r['seconds']:.1f} | {r['status']} | {r['note']} |")
+                       f"| {_fmt(r['seconds'], '.1f')} | {r['status']} | {r['note']} |")
         out.append("")
         if max(r["n_seeds"] for r in ours) < 2:
             out.append("One seed per configuration gives no interval and no test: rerun with "

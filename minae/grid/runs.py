@@ -40,6 +40,13 @@ def train_run(settings, ds, out_dir, progress=None, engine="single"):
     engine:   "single" or "fused" (see GridConfig).
     Returns the record (a JSON-ready dict).
     """
+    model, record = train_and_describe(settings, ds, progress, engine)
+    return save_run(out_dir, settings, record, model)
+
+
+def train_and_describe(settings, ds, progress=None, engine="single"):
+    """Train one configuration; returns (model, record) and writes nothing,
+    so a cluster worker can send both back to the grid that saves them."""
     if engine == "fused":
         from minae import kernels
 
@@ -60,7 +67,7 @@ def train_run(settings, ds, out_dir, progress=None, engine="single"):
         history = fit(model, ds.x_train, ds.x_val, epochs=settings["epochs"],
                       batch_size=settings["batch_size"], optimizer=optimizer, seed=settings["seed"],
                       progress=False, on_epoch_end=on_epoch_end, step=step)
-    return finish_run(settings, model, history, time.perf_counter() - start, ds, out_dir, engine)
+    return model, describe_run(settings, model, history, time.perf_counter() - start, ds, engine)
 
 
 def train_group(group, ds, out_dir, progress=None):
@@ -84,22 +91,19 @@ def train_group(group, ds, out_dir, progress=None):
                                 epochs=group[0]["epochs"], batch_size=group[0]["batch_size"],
                                 seeds=[s["seed"] for s in group], on_epoch_end=on_epoch_end)
     seconds = time.perf_counter() - start
-    return [finish_run(s, m, h, seconds, ds, out_dir, "stacked")
+    return [save_run(out_dir, s, describe_run(s, m, h, seconds, ds, "stacked"), m)
             for s, m, h in zip(group, models, histories)]
 
 
-def finish_run(settings, model, history, seconds, ds, out_dir, engine):
-    """Save a trained run's checkpoint, probe it, and write its record last."""
+def describe_run(settings, model, history, seconds, ds, engine):
+    """The record of a trained run: settings, losses, history, timings, the probe."""
     key = settings_key(settings)
-    run_dir = Path(out_dir) / "runs" / settings["dataset"]
     diverged = history.diverged
-    checkpoint = run_dir / f"{key}.npz"
-    model.save(checkpoint, extra={"settings": settings, "key": key})
 
     def finite(v):
         return v if math.isfinite(v) else None
 
-    record = {
+    return {
         **settings, "repeat": settings.get("repeat", 0), "key": key,
         "status": "diverged" if diverged else "ok",
         "diverged_epoch": history.diverged_epoch,
@@ -110,11 +114,17 @@ def finish_run(settings, model, history, seconds, ds, out_dir, engine):
         "seconds": seconds, "epoch_seconds": history.epoch_seconds, "engine": engine,
         **(dict.fromkeys(("knn_accuracy", "output_spread", "dead_fraction")) if diverged
            else code_probe(model, ds, settings["seed"])),
-        "checkpoint": str(checkpoint.relative_to(out_dir)),
+        "checkpoint": f"runs/{settings['dataset']}/{key}.npz",
         "minae_version": __version__, "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
-    # The record is written last and atomically: its presence means the run is complete.
-    atomic_write_text(run_dir / f"{key}.json", json.dumps(record, indent=1))
+
+
+def save_run(out_dir, settings, record, model):
+    """Write a run's checkpoint, then its record (atomically, last: its presence
+    means the run is complete). Returns the record."""
+    model.save(Path(out_dir) / record["checkpoint"], extra={"settings": settings, "key": record["key"]})
+    atomic_write_text(Path(out_dir) / "runs" / record["dataset"] / f"{record['key']}.json",
+                      json.dumps(record, indent=1))
     return record
 
 

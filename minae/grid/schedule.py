@@ -176,7 +176,15 @@ def _run_grid(config, out, datasets, log):
     jobs = min(config.jobs, max(1, len(todo)))
     overall = progress_bar(total=len(todo), desc="grid", unit="run", show=not config.quiet, leave=True)
     try:
-        if config.engine == "stacked":
+        if config.scheduler is not None:
+            from minae.grid.cluster import run_on_dask
+
+            def finished(record):
+                _finished(record, result, overall, log)
+                write_results(out, result.records)
+
+            run_on_dask(todo, datasets, config, out, finished, log, order=lambda s: -run_cost(s))
+        elif config.engine == "stacked":
             if jobs > 1:
                 log("engine stacked: the learning rates of each architecture train together in this "
                     "process (BLAS uses every core); --jobs is not used")
@@ -221,6 +229,8 @@ def _finished(record, result, overall, log):
     result.records.append(record)
     result.trained += 1
     overall.update(1)
+    if record["status"] == "failed":
+        return   # already reported with its error
     val = "diverged" if record["status"] == "diverged" else f"val BCE {record['val_bce']:.4f}"
     log(f"done: {_describe(record)}: {val} ({record['seconds']:.1f} s)")
 

@@ -1,0 +1,133 @@
+"""The grid on a Dask cluster: every run a task, every result saved by this process.
+
+What it teaches: to leave one machine, a grid needs a scheduler, and Dask's
+distributed scheduler is the one made for Python (``dask scheduler`` on one
+machine, ``dask worker ADDRESS`` on each of the others, or a queue of an HPC
+system through dask-jobqueue). minae does not grow its own; it hands each run
+to Dask as a task and keeps the promises the process pool keeps:
+
+- the grid process (the *driver*) writes every result, atomically, the moment
+  its task ends, so workers need no shared filesystem, and Ctrl-C, SIGTERM or
+  a killed driver lose only the runs in flight; the same command resumes;
+- workers train on the very arrays the driver loaded and verified (scattered
+  to them once), never on files of their own;
+- each task uses one BLAS thread, so results equal ``--jobs 1`` bit for bit;
+- a worker lost mid-task: Dask runs the task elsewhere; a task that keeps
+  failing is recorded as failed with its error, and the grid goes on;
+- a scheduler that cannot be reached is an error within ``--scheduler-timeout``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+import time
+
+from minae.errors import SchedulerError
+from minae.grid.config import settings_key
+from minae.grid.runs import save_run, train_and_describe
+from minae.model import Autoencoder
+
+RETRIES = 2   # a task that raises is run this many more times before it counts as failed
+
+
+def _distributed():
+    try:
+        import distributed
+    except ImportError as exc:
+        raise SchedulerError("--scheduler runs the grid on Dask's distributed scheduler, which is not "
+                             "installed here: pip install 'minae[distributed]'") from exc
+    return distributed
+
+
+def connect(address, jobs, timeout, log=print):
+    """(client, cluster): a client of the scheduler at ``address``, or of a new
+    LocalCluster of ``jobs`` single-threaded worker processes for "local"."""
+    distributed = _distributed()
+    logging.getLogger("distributed").setLevel(logging.WARNING)   # its INFO lines would drown the grid's
+    cluster = None
+    try:
+        if address == "local":
+            cluster = distributed.LocalCluster(n_workers=jobs, threads_per_worker=1, processes=True,
+                                               dashboard_address=":0", silence_logs=logging.WARNING)
+            client = distributed.Client(cluster, timeout=f"{timeout}s")
+        else:
+            client = distributed.Client(address, timeout=f"{timeout}s")
+    except RuntimeError as exc:   # a LocalCluster whose worker processes could not start
+        raise SchedulerError(f"could not start a local Dask cluster ({exc}): its worker processes "
+                             "re-import the script that started the grid, which needs a .py file with an "
+                             "if __name__ == '__main__': guard (not stdin); or use --jobs without "
+                             "--scheduler") from exc
+    except (OSError, TimeoutError) as exc:
+        if cluster is not None:
+            cluster.close()
+        raise SchedulerError(f"could not reach the Dask scheduler at {address} within {timeout:g} s ({exc}). "
+                             "Start one with `dask scheduler` (and workers with `dask worker ADDRESS "
+                             "--nthreads 1`), check the address and port, or use --scheduler local") from exc
+    workers = len(client.scheduler_info().get("workers", {}))
+    board = "" if importlib.util.find_spec("bokeh") else " (the dashboard needs bokeh: pip install bokeh)"
+    log(f"dask: scheduler {client.scheduler.address}, {workers} workers; dashboard {client.dashboard_link}"
+        + board)
+    return client, cluster
+
+
+def _task(settings, ds, engine):
+    """One run on a worker: train it and send back its record and weights."""
+    from threadpoolctl import threadpool_limits
+
+    # One BLAS thread, as in the process pool: the same bits as --jobs 1.
+    with threadpool_limits(1 if settings["backend"] == "numpy" else None):
+        model, record = train_and_describe(settings, ds, engine=engine)
+    return record, [model.backend.to_host(p) for p in model.params]
+
+
+def failed_record(settings, error):
+    """The record of a run whose task failed for good (never reused: the next grid tries again)."""
+    return {**settings, "repeat": settings.get("repeat", 0), "key": settings_key(settings),
+            "status": "failed", "error": error, "diverged_epoch": None, "train_bce": None,
+            "val_bce": None, "history": {"train_bce": [], "val_bce": []}, "seconds": None,
+            "epoch_seconds": [], "engine": "dask", "knn_accuracy": None, "output_spread": None,
+            "dead_fraction": None, "checkpoint": None, "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+
+
+def run_on_dask(todo, datasets, config, out, finished, log=print, order=None):
+    """Train ``todo`` as tasks on the cluster of ``config.scheduler``.
+
+    finished(record) is called, in this process, as each run ends (after its
+    files are written); order sorts the tasks (longest first).
+    """
+    distributed = _distributed()
+    environ = dict(os.environ)   # Dask's nannies set OPENBLAS_NUM_THREADS=1 and more here, for good
+    client, cluster = connect(config.scheduler, config.jobs, config.scheduler_timeout, log)
+    futures = {}
+    try:
+        names = {s["dataset"] for s in todo}
+        # Scattered to every worker once; a worker that joins later fetches from a peer.
+        data = {name: client.scatter(datasets[name], broadcast=True, hash=False) for name in names}
+        for settings in sorted(todo, key=order) if order else todo:
+            future = client.submit(_task, settings, data[settings["dataset"]], config.engine,
+                                   key=f"minae-run-{settings_key(settings)}", pure=False, retries=RETRIES)
+            futures[future] = settings
+        for future in distributed.as_completed(list(futures)):
+            settings = futures.pop(future)
+            try:
+                record, weights = future.result()
+            except Exception as exc:   # the task's error after its retries, or KilledWorker
+                log(f"failed: {settings['dataset']} {settings['hidden']} lr={settings['lr']:g}: "
+                    f"{type(exc).__name__}: {exc}")
+                finished(failed_record(settings, f"{type(exc).__name__}: {exc}"))
+                continue
+            model = Autoencoder(datasets[settings["dataset"]].x_train.shape[1], settings["hidden"],
+                                seed=settings["seed"], dtype=settings["dtype"])
+            for p, w in zip(model.params, weights, strict=True):
+                p[...] = w
+            finished(save_run(out, settings, record, model))
+    finally:
+        if futures:   # interrupted: the runs in flight are lost, nothing else
+            client.cancel(list(futures), force=True)
+        client.close()
+        if cluster is not None:
+            cluster.close()
+        os.environ.clear()   # so that nothing this process starts later inherits Dask's settings
+        os.environ.update(environ)

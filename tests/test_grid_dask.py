@@ -1,0 +1,141 @@
+"""The grid on real Dask clusters: a LocalCluster, and a scheduler with two
+workers started here as processes on 127.0.0.1 (and stopped by the tests)."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+from minae.data.loading import SAMPLE_ROOT
+from minae.grid import cluster
+from minae.grid.cli import main
+
+distributed = pytest.importorskip("distributed", reason="Dask's distributed scheduler is not installed "
+                                                         "(pip install 'minae[distributed]')")
+
+SMALL = ["--datasets", "mnist", "--data-dir", str(SAMPLE_ROOT), "--hidden", "8,4,8", "16,8,16",
+         "--lrs", "0.01", "0.1", "--epochs", "2", "--limit-train", "600", "--limit-val", "200",
+         "--no-plots", "--quiet"]
+# Six runs of about a second each: long enough to lose a worker mid-grid.
+LONGER = ["--datasets", "mnist", "--data-dir", str(SAMPLE_ROOT), "--hidden", "64,32,64", "--epochs", "30",
+          "--lrs", "0.01", "0.02", "0.03", "0.04", "0.05", "0.06", "--limit-train", "3000",
+          "--limit-val", "200", "--no-plots", "--quiet"]
+
+
+def histories(out):
+    return {r["key"]: (r["status"], r["history"]) for r in json.loads((out / "results.json").read_text())}
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    out = tmp_path_factory.mktemp("dask") / "jobs1"
+    assert main([*SMALL, "--out", str(out), "--jobs", "1"]) == 0
+    return histories(out)
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def dask_cluster():
+    """A `dask scheduler` and two `dask worker` processes; yields (address, client)."""
+    port = _free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    quiet = dict(stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    procs = [subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1",
+                               "--port", str(port), "--dashboard-address", ":0"], **quiet)]
+    worker = [sys.executable, "-m", "distributed.cli.dask_worker", address, "--nthreads", "1",
+              "--dashboard-address", ":0"]
+    procs += [subprocess.Popen(worker, **quiet) for _ in range(2)]
+    client = distributed.Client(address, timeout="30s")
+    try:
+        client.wait_for_workers(2, timeout=60)
+        yield address, client
+    finally:
+        client.close()
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            try:
+                p.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                p.kill()
+
+
+def test_a_local_cluster_gives_the_bits_of_jobs_1(reference, tmp_path):
+    out = tmp_path / "local"
+    environ = dict(os.environ)
+    assert main([*SMALL, "--out", str(out), "--scheduler", "local", "--jobs", "2"]) == 0
+    assert histories(out) == reference
+    assert dict(os.environ) == environ   # Dask's OPENBLAS_NUM_THREADS=1 and co. do not leak out
+
+
+def test_a_scheduler_with_two_workers_gives_the_bits_of_jobs_1(reference, dask_cluster, tmp_path):
+    address, _ = dask_cluster
+    out = tmp_path / "remote"
+    assert main([*SMALL, "--out", str(out), "--scheduler", address]) == 0
+    assert histories(out) == reference
+
+
+def test_losing_a_worker_mid_grid_loses_no_run(dask_cluster, tmp_path):
+    address, client = dask_cluster
+    out = tmp_path / "lost"
+    grid = subprocess.Popen([sys.executable, "-m", "minae.grid", *LONGER, "--out", str(out),
+                             "--scheduler", address],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not list((out / "runs" / "mnist").glob("*.json")):
+        assert time.monotonic() < deadline and grid.poll() is None, "the grid never finished a run"
+        time.sleep(0.02)
+    victim = next(iter(client.run(os.getpid).values()))
+    os.kill(victim, signal.SIGKILL)   # a worker process dies mid-task; its nanny starts a new one
+    _, stderr = grid.communicate(timeout=300)
+    assert grid.returncode == 0, stderr
+    records = json.loads((out / "results.json").read_text())
+    assert len(records) == 6 and all(r["status"] == "ok" for r in records)
+
+
+def test_a_task_that_keeps_failing_is_recorded_and_the_grid_goes_on(tmp_path, monkeypatch):
+    original = cluster._task
+
+    def failing(settings, ds, engine):
+        if settings["lr"] == 0.1:
+            raise RuntimeError("this run always fails")
+        return original(settings, ds, engine)
+
+    monkeypatch.setattr(cluster, "_task", failing)   # the workers below are threads of this process
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
+                                  dashboard_address=":0") as local:
+        out = tmp_path / "failing"
+        assert main([*SMALL, "--out", str(out), "--scheduler", local.scheduler_address]) == 0
+    records = json.loads((out / "results.json").read_text())
+    failed = [r for r in records if r["status"] == "failed"]
+    assert len(failed) == 2 and all("RuntimeError: this run always fails" in r["error"] for r in failed)
+    assert all(r["status"] == "ok" for r in records if r["lr"] == 0.01)
+    assert "failed: RuntimeError" in (out / "ranking.md").read_text()
+    assert not [p for p in (out / "runs" / "mnist").glob("*.json")
+                if json.loads(p.read_text())["lr"] == 0.1]   # never mistaken for finished
+
+
+def test_an_unreachable_scheduler_is_a_clear_error_within_the_timeout(tmp_path, capsys):
+    start = time.monotonic()
+    code = main([*SMALL, "--out", str(tmp_path / "o"), "--scheduler", f"tcp://127.0.0.1:{_free_port()}",
+                 "--scheduler-timeout", "2"])
+    assert code == 2 and time.monotonic() - start < 30
+    err = capsys.readouterr().err
+    assert "could not reach the Dask scheduler at tcp://127.0.0.1:" in err and "dask scheduler" in err
+    assert "Traceback" not in err
+
+
+def test_without_distributed_the_flag_names_the_extra(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "distributed", None)   # as if not installed
+    assert main([*SMALL, "--out", str(tmp_path / "o"), "--scheduler", "local"]) == 2
+    assert "pip install 'minae[distributed]'" in capsys.readouterr().err
