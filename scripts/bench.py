@@ -33,7 +33,10 @@ def main():
                    "(default: 1 and the number of cores)")
     p.add_argument("--reps", type=int, default=5, help="timed epochs per contender (median reported)")
     p.add_argument("--grid-epochs", type=int, default=10, help="epochs per run in the grid timing")
+    p.add_argument("--no-epochs", action="store_true", help="skip the per-epoch timings")
     p.add_argument("--no-grid", action="store_true")
+    p.add_argument("--dask", action="store_true",
+                   help="also time the grid with --scheduler local (needs minae[distributed])")
     p.add_argument("--no-memory", action="store_true")
     p.add_argument("--out", default=None, help="JSON output (default bench-results/bench-<backend>.json)")
     args = p.parse_args()
@@ -59,7 +62,7 @@ def main():
     threads = args.threads or ([1] if args.backend == "cupy" else sorted({1, cores}))
     print(f"\n## seconds per epoch (median of {args.reps}, interleaved; "
           "one epoch = train + validation pass)")
-    for t in threads:
+    for t in [] if args.no_epochs else threads:
         with threadpool_limits(t):
             payload["per_epoch"] += bench.per_epoch(ds.x_train, ds.x_val, ORIGINAL_HIDDEN, args.backend,
                                                     t, args.reps)
@@ -67,7 +70,8 @@ def main():
         print("\n## the nine-model grid of one dataset")
         jobs = 1 if args.backend == "cupy" else cores
         engines = ("single", "fused", "stacked") if args.backend == "cupy" else ("single", "stacked")
-        payload["grid"] = bench.grid_wall(ds, args.grid_epochs, jobs, args.backend, engines=engines)
+        payload["grid"] = bench.grid_wall(ds, args.grid_epochs, jobs, args.backend, engines=engines,
+                                          dask=args.dask)
     if not args.no_memory and args.backend == "numpy":
         print("\n## memory")
         payload["memory"] = bench.memory_of_grid(args.data_dir, args.dataset, 1, cores)

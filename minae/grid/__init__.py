@@ -7,6 +7,7 @@ Read in this order:
     runs      one run: train, save, and whether a saved one can be reused
     lock      one grid per output folder
     schedule  which runs are missing; training them serially, in workers or as stacks
+    cluster   every run a task on a Dask cluster (--scheduler)
     report    rankings against the mean-image baseline, REPORT.md
     plots     the figures
     cli       the flags of scripts/grid.py

@@ -19,10 +19,15 @@ to Dask as a task and keeps the promises the process pool keeps:
 
 from __future__ import annotations
 
+import ctypes
+import dataclasses
 import importlib.util
 import logging
 import os
+import sys
 import time
+
+import numpy as np
 
 from minae.errors import SchedulerError
 from minae.grid.config import settings_key
@@ -76,10 +81,48 @@ def _task(settings, ds, engine):
     """One run on a worker: train it and send back its record and weights."""
     from threadpoolctl import threadpool_limits
 
+    _heap_for_large_arrays()
     # One BLAS thread, as in the process pool: the same bits as --jobs 1.
     with threadpool_limits(1 if settings["backend"] == "numpy" else None):
-        model, record = train_and_describe(settings, ds, engine=engine)
+        model, record = train_and_describe(settings, _aligned(ds), engine=engine)
     return record, [model.backend.to_host(p) for p in model.params]
+
+
+def _aligned(ds):
+    """The dataset with aligned arrays, copied once per worker and kept on the object.
+
+    Arrays scattered by Dask arrive at arbitrary byte offsets in its message
+    frames (measured: offset 51 mod 64), and NumPy's unaligned loops made an
+    epoch 20 times slower.
+    """
+    cached = getattr(ds, "_minae_aligned", None)
+    if cached is None:
+        names = ("x_train", "y_train", "x_val", "y_val")
+        cached = dataclasses.replace(ds, **{n: np.require(getattr(ds, n), requirements="CA") for n in names})
+        ds._minae_aligned = cached
+    return cached
+
+
+_TUNED = []
+
+
+def _heap_for_large_arrays():
+    """Undo, in this worker, a side effect of Dask's nanny on NumPy's speed.
+
+    The nanny sets MALLOC_TRIM_THRESHOLD_=65536 (to give memory back to the
+    system), which also freezes glibc's mmap threshold at 128 KiB: every
+    batch-sized temporary (800 KB) is then mapped and unmapped afresh, and an
+    epoch ran 60% slower (measured). Large allocations go back to the heap.
+    """
+    if _TUNED or not sys.platform.startswith("linux"):
+        return
+    _TUNED.append(True)
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return
+    libc.mallopt(-3, 64 << 20)    # M_MMAP_THRESHOLD: map only allocations above 64 MiB
+    libc.mallopt(-1, 128 << 20)   # M_TRIM_THRESHOLD: keep up to 128 MiB of freed heap
 
 
 def failed_record(settings, error):

@@ -193,18 +193,24 @@ def format_epoch_row(row):
 
 
 def grid_wall(ds, epochs, jobs, backend, hidden_list=ORIGINAL_HIDDEN, lrs=ORIGINAL_LRS, log=print,
-              engines=("single", "stacked")):
-    """Wall time of minae's grid (each engine) vs PyTorch's nine models in a row."""
+              engines=("single", "stacked"), dask=False):
+    """Wall time of minae's grid (each engine; with dask, also --scheduler local
+    of ``jobs`` workers) vs PyTorch's nine models in a row."""
     result = {"epochs": epochs, "jobs": jobs, "runs": len(hidden_list) * len(lrs), "engines": {}}
-    for engine in engines:
+    contenders = {engine: {"engine": engine} for engine in engines}
+    if dask:
+        contenders["dask-local"] = {"engine": "single", "scheduler": "local"}
+    for name, kwargs in contenders.items():
         out = tempfile.mkdtemp(prefix="minae-bench-")
         config = GridConfig(datasets=(ds.name,), hidden=tuple(hidden_list), lrs=tuple(lrs), epochs=epochs,
                             backend=backend, jobs=jobs, out=out, fresh=True, plots=False, quiet=True,
-                            engine=engine)
+                            **kwargs)
         start = time.perf_counter()
         run_grid(config, {ds.name: ds}, log=lambda msg: None)
-        result["engines"][engine] = time.perf_counter() - start
-    minae_s = result["minae_s"] = min(result["engines"].values())
+        result["engines"][name] = time.perf_counter() - start
+    if dask:
+        result["dask_over_jobs"] = result["engines"]["dask-local"] / result["engines"]["single"]
+    minae_s = result["minae_s"] = min(v for k, v in result["engines"].items() if k != "dask-local")
     result["best_engine"] = min(result["engines"], key=result["engines"].get)
     torch = _torch()
     if torch is not None:
@@ -220,6 +226,8 @@ def grid_wall(ds, epochs, jobs, backend, hidden_list=ORIGINAL_HIDDEN, lrs=ORIGIN
         result["pytorch_s"] = time.perf_counter() - start
         result["minae_over_pytorch"] = minae_s / result["pytorch_s"]
     engines_text = ", ".join(f"engine {e} {s:.1f}s" for e, s in result["engines"].items())
+    if dask:
+        engines_text += f" (dask-local / jobs {result['dask_over_jobs']:.3f})"
     log(f"grid of {result['runs']} runs x {epochs} epochs: minae ({jobs} jobs) {engines_text}"
         + (f"; pytorch one after another {result['pytorch_s']:.1f}s; best minae / pytorch "
            f"{result['minae_over_pytorch']:.2f}" if "pytorch_s" in result else ""))
