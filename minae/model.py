@@ -43,7 +43,7 @@ from pathlib import Path
 import numpy as np
 
 from minae._io import atomic_open
-from minae.backend import resolve_backend
+from minae.backend import get_namespace, resolve_backend
 from minae.errors import CheckpointError
 from minae.layers import Dense, ReLU, sigmoid
 from minae.losses import bce_with_logits, check_unit_interval
@@ -145,14 +145,8 @@ class Autoencoder:
         self.flat_params = xp.zeros(lead + (sum(sizes),), dtype=dtype, **kwargs)   # (P,) or (K, P)
         self.flat_grads = xp.zeros(lead + (sum(sizes),), dtype=dtype, **kwargs)
 
-        def views(flat):
-            out, start = [], 0
-            for shape, size in zip(shapes, sizes):
-                out.append(xp.reshape(flat[..., start:start + size], lead + shape))
-                start += size
-            return out
-
-        params, grads = views(self.flat_params), views(self.flat_grads)
+        self._layout = (lead, shapes, sizes)
+        params, grads = self.views(self.flat_params), self.views(self.flat_grads)
         if hasattr(xp, "shares_memory") and not all(xp.shares_memory(v, self.flat_params) for v in params):
             # A library whose reshape copied here would train copies the optimizer never sees.
             raise RuntimeError(f"{xp.__name__}.reshape copied a slice of the flat parameter buffer "
@@ -163,6 +157,16 @@ class Autoencoder:
             layer.W, layer.b = params[2 * i], params[2 * i + 1]
             layer.dW, layer.db = grads[2 * i], grads[2 * i + 1]
             layer.x = None
+
+    def views(self, flat):
+        """[W1, b1, W2, b2, ...] as views into ``flat``, any array laid out like
+        ``flat_params`` (the gradients, an optimizer's moments, a difference)."""
+        lead, shapes, sizes = self._layout
+        out, start = [], 0
+        for shape, size in zip(shapes, sizes):
+            out.append(get_namespace(flat).reshape(flat[..., start:start + size], lead + shape))
+            start += size
+        return out
 
     def __repr__(self):
         stacked = "" if self.stack_size is None else f", stack_size={self.stack_size}"

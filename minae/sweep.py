@@ -28,6 +28,7 @@ import time
 
 import numpy as np
 
+from minae.diagnostics import DIAG_ROWS, epoch_diagnostics
 from minae.model import Autoencoder
 from minae.optim import Adam
 from minae.train import History, _on_backend, batch_slices, evaluate, train_step
@@ -82,15 +83,19 @@ def fit_stacked(models, optimizers, x_train, x_val=None, *, epochs=100, batch_si
         # One shuffle per model, exactly as fit draws it: (K, N) row indices.
         order = be.asarray(np.stack([rng.permutation(n) for rng in rngs]))
         total = 0.0
-        for start, stop in batch_slices(n, batch_size):
+        slices = batch_slices(n, batch_size)
+        for start, stop in slices:
             idx = xp.reshape(order[:, start:stop], (-1,))
             xb = xp.reshape(xp.take(x_train, idx, axis=0), (K, stop - start, d))   # (K, N_b, D)
+            if stop == slices[-1][1]:
+                before = stack.flat_params.copy()   # the epoch's last update, for the diagnostics
             total = total + train_step(stack, adam, xb, work) * (stop - start)
         train = be.to_host(total) / n                                 # one read per epoch
         val = evaluate(stack, x_val, batch_size=eval_batch_size, check=False) if x_val is not None \
             else [math.nan] * K
         be.synchronize()
         seconds = time.perf_counter() - start_time
+        diagnostics = epoch_diagnostics(stack, before, x_val[:DIAG_ROWS] if x_val is not None else xb[0])
         for k in range(K):
             if not active[k]:
                 continue
@@ -98,6 +103,7 @@ def fit_stacked(models, optimizers, x_train, x_val=None, *, epochs=100, batch_si
             h.train_bce.append(float(train[k]))
             h.val_bce.append(float(val[k]))
             h.epoch_seconds.append(seconds)
+            h.diagnostics.append(diagnostics[k])
             if on_epoch_end is not None:
                 on_epoch_end(k, epoch, h)
             if not math.isfinite(h.train_bce[-1]) or (x_val is not None and not math.isfinite(h.val_bce[-1])):

@@ -30,6 +30,7 @@ import numpy as np
 
 from minae._progress import progress_bar
 from minae.backend import get_namespace
+from minae.diagnostics import DIAG_ROWS, epoch_diagnostics
 from minae.losses import bce_with_logits, bce_with_logits_loss
 from minae.model import positive_int
 from minae.optim import Adam
@@ -43,6 +44,7 @@ class History:
     val_bce: list = field(default_factory=list)
     epoch_seconds: list = field(default_factory=list)
     diverged_epoch: int | None = None   # 1-based epoch whose loss became NaN/inf
+    diagnostics: list = field(default_factory=list)   # per epoch, see minae.diagnostics
 
     @property
     def diverged(self):
@@ -50,7 +52,8 @@ class History:
 
     def as_dict(self):
         return {"train_bce": self.train_bce, "val_bce": self.val_bce,
-                "epoch_seconds": self.epoch_seconds, "diverged_epoch": self.diverged_epoch}
+                "epoch_seconds": self.epoch_seconds, "diverged_epoch": self.diverged_epoch,
+                "diagnostics": self.diagnostics}
 
 
 def _on_backend(model, x, name, check=True):
@@ -103,13 +106,18 @@ def train_step(model, optimizer, xb, work=None, bce=bce_with_logits):
 
 def fit(model, x_train, x_val=None, *, epochs=100, batch_size=256, optimizer=None, seed=0,
         progress=None, desc="train", on_epoch_end=None, eval_batch_size=1024, check_data=True,
-        step=train_step):
+        step=train_step, diagnostics=True, callbacks=()):
     """Train ``model`` on x_train (N, D) and return a History.
 
     optimizer:    any object with ``step(params, grads)``; default Adam().
     seed:         seeds the per-epoch shuffles (numpy Generator on the host).
     progress:     True/False, or None = a tqdm bar only on a terminal.
     on_epoch_end: called as on_epoch_end(epoch, history) after each epoch.
+    callbacks:    objects with on_epoch_end(epoch, history, model), called
+                  after each epoch (e.g. minae.tensorboard.TensorBoard), and
+                  close(history, model) once at the end if they have it.
+    diagnostics:  record minae.diagnostics' per-layer numbers each epoch in
+                  history.diagnostics (on by default; about 1% of an epoch).
     step:         the training step, step(model, optimizer, xb, work) -> loss;
                   ``train_step`` unless an engine fuses it (minae.kernels).
     check_data:   False skips the one-time checks of the data (finite, in
@@ -135,10 +143,13 @@ def fit(model, x_train, x_val=None, *, epochs=100, batch_size=256, optimizer=Non
         start_time = time.perf_counter()
         order = model.backend.asarray(rng.permutation(n))   # a new shuffle every epoch
         total = 0.0
-        for start, stop in batch_slices(n, batch_size):
+        slices = batch_slices(n, batch_size)
+        for start, stop in slices:
             # A fresh array, not out=: NumPy's take buffers its out= (to check the
             # indices first), which made it three times slower.
             xb = xp.take(x_train, order[start:stop], axis=0)   # (N_b, D), the shuffled rows
+            if diagnostics and stop == slices[-1][1]:
+                before = model.flat_params.copy()   # to measure the epoch's last update
             loss = step(model, optimizer, xb, work)
             total = total + loss * (stop - start)
         train_bce = float(total) / n   # the one read of the device per epoch
@@ -148,11 +159,19 @@ def fit(model, x_train, x_val=None, *, epochs=100, batch_size=256, optimizer=Non
         history.epoch_seconds.append(time.perf_counter() - start_time)
         history.train_bce.append(train_bce)
         history.val_bce.append(val_bce)
+        if diagnostics:   # after the timing: what the numbers cost is not the model's
+            rows = x_val[:DIAG_ROWS] if x_val is not None else xb
+            history.diagnostics.append(epoch_diagnostics(model, before, rows))
         bar.set_postfix(train=f"{train_bce:.4f}", val=f"{val_bce:.4f}")
         if on_epoch_end is not None:
             on_epoch_end(epoch, history)
+        for callback in callbacks:
+            callback.on_epoch_end(epoch, history, model)
         if not math.isfinite(train_bce) or (x_val is not None and not math.isfinite(val_bce)):
             history.diverged_epoch = epoch
             break
     bar.close()
+    for callback in callbacks:
+        if hasattr(callback, "close"):
+            callback.close(history, model)
     return history

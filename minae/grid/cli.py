@@ -105,6 +105,9 @@ def build_parser():
     r.add_argument("--out", default=GridConfig().out, help=f"output folder (default {GridConfig().out}/)")
     r.add_argument("--fresh", action="store_true", help="retrain even runs already finished in --out")
     r.add_argument("--no-plots", action="store_true", help="skip the figures")
+    r.add_argument("--tensorboard", action="store_true",
+                   help="write TensorBoard logs of every run to <out>/tensorboard/ (needs "
+                        "pip install 'minae[tensorboard]'); view: tensorboard --logdir <out>/tensorboard")
     r.add_argument("--quiet", action="store_true", help="no progress bars or log lines")
     return p
 
@@ -139,7 +142,7 @@ def config_from_args(args, notes=None):
                         require_full=args.require_full, val_fraction=args.val_fraction, out=args.out,
                         jobs=jobs, fresh=args.fresh, plots=not args.no_plots, quiet=quiet,
                         engine=args.engine, scheduler=args.scheduler,
-                        scheduler_timeout=args.scheduler_timeout)
+                        scheduler_timeout=args.scheduler_timeout, tensorboard=args.tensorboard)
     config.validate()
     return config
 

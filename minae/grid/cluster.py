@@ -31,7 +31,7 @@ import numpy as np
 
 from minae.errors import SchedulerError
 from minae.grid.config import settings_key
-from minae.grid.runs import save_run, train_and_describe
+from minae.grid.runs import log_to_tensorboard, save_run, train_and_describe
 from minae.model import Autoencoder
 
 RETRIES = 2   # a task that raises is run this many more times before it counts as failed
@@ -165,7 +165,10 @@ def run_on_dask(todo, datasets, config, out, finished, log=print, order=None):
                                 seed=settings["seed"], dtype=settings["dtype"])
             for p, w in zip(model.params, weights, strict=True):
                 p[...] = w
-            finished(save_run(out, settings, record, model))
+            record = save_run(out, settings, record, model)
+            if config.tensorboard:   # written here: workers need not share our filesystem
+                log_to_tensorboard(out, settings, record, model, datasets[settings["dataset"]])
+            finished(record)
     finally:
         if futures:   # interrupted: the runs in flight are lost, nothing else
             client.cancel(list(futures), force=True)

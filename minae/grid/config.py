@@ -59,6 +59,7 @@ class GridConfig:
     fresh: bool = False
     plots: bool = True
     quiet: bool = False
+    tensorboard: bool = False        # TensorBoard logs of every run under <out>/tensorboard/
     # How runs are trained; every engine runs the layers of minae.layers:
     # "single" = each run alone with fit (the default); "stacked" = every
     # learning rate of an architecture in one stack (minae.sweep); "fused" =
@@ -105,6 +106,9 @@ class GridConfig:
         if self.scheduler is not None and self.engine == "stacked":
             raise ValueError("--scheduler sends single runs to the cluster; the stacked engine trains "
                              "stacks in this process: use one or the other")
+        if self.tensorboard and importlib.util.find_spec("tensorboardX") is None:
+            raise ValueError("--tensorboard writes its logs with tensorboardX, which is not installed: "
+                             "pip install 'minae[tensorboard]'")
         if not (isinstance(self.scheduler_timeout, (int, float)) and self.scheduler_timeout > 0):
             raise ValueError(f"--scheduler-timeout must be a number of seconds > 0, "
                              f"got {self.scheduler_timeout!r}")

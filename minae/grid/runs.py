@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 import time
 from pathlib import Path
 
@@ -33,20 +34,48 @@ def _new_model(settings, ds, optimizer_class=Adam):
     return model, optimizer
 
 
-def train_run(settings, ds, out_dir, progress=None, engine="single"):
+def train_run(settings, ds, out_dir, progress=None, engine="single", tensorboard=False):
     """Train one configuration on ``ds``; write its checkpoint and record.
 
-    progress: None or a callable(epoch, train_bce, val_bce) for live display.
-    engine:   "single" or "fused" (see GridConfig).
+    progress:    None or a callable(epoch, train_bce, val_bce) for live display.
+    engine:      "single" or "fused" (see GridConfig).
+    tensorboard: also write TensorBoard logs while it trains (tensorboard_dir).
     Returns the record (a JSON-ready dict).
     """
-    model, record = train_and_describe(settings, ds, progress, engine)
+    callbacks = []
+    if tensorboard:
+        from minae.tensorboard import TensorBoard, hparams_of
+
+        callbacks.append(TensorBoard(fresh_dir(tensorboard_dir(out_dir, settings)), x_show=ds.x_val[:8],
+                                     hparams=hparams_of(settings)))
+    model, record = train_and_describe(settings, ds, progress, engine, callbacks)
     return save_run(out_dir, settings, record, model)
 
 
-def train_and_describe(settings, ds, progress=None, engine="single"):
-    """Train one configuration; returns (model, record) and writes nothing,
-    so a cluster worker can send both back to the grid that saves them."""
+def tensorboard_dir(out_dir, settings):
+    """<out>/tensorboard/<dataset>/<run key>: one TensorBoard run per grid run."""
+    return Path(out_dir) / "tensorboard" / settings["dataset"] / settings_key(settings)
+
+
+def fresh_dir(path):
+    """``path``, emptied: a retrained run's old event files would show twice."""
+    shutil.rmtree(path, ignore_errors=True)
+    Path(path).mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def log_to_tensorboard(out_dir, settings, record, model, ds):
+    """TensorBoard logs of a run trained where no callback could write them (a
+    stack, a Dask worker): from its record and final model."""
+    from minae.tensorboard import log_record
+
+    log_record(fresh_dir(tensorboard_dir(out_dir, settings)), record, model, ds.x_val[:8])
+
+
+def train_and_describe(settings, ds, progress=None, engine="single", callbacks=()):
+    """Train one configuration; returns (model, record) and writes nothing (but
+    what ``callbacks`` write), so a cluster worker can send both back to the grid
+    that saves them."""
     if engine == "fused":
         from minae import kernels
 
@@ -66,14 +95,15 @@ def train_and_describe(settings, ds, progress=None, engine="single"):
     with np.errstate(over="ignore", invalid="ignore"):
         history = fit(model, ds.x_train, ds.x_val, epochs=settings["epochs"],
                       batch_size=settings["batch_size"], optimizer=optimizer, seed=settings["seed"],
-                      progress=False, on_epoch_end=on_epoch_end, step=step)
+                      progress=False, on_epoch_end=on_epoch_end, step=step, callbacks=callbacks)
     return model, describe_run(settings, model, history, time.perf_counter() - start, ds, engine)
 
 
-def train_group(group, ds, out_dir, progress=None):
+def train_group(group, ds, out_dir, progress=None, tensorboard=False):
     """Train runs that differ only in learning rate (and seed) as one stack.
 
-    progress: None or a callable(key, epoch, train_bce, val_bce).
+    progress:    None or a callable(key, epoch, train_bce, val_bce).
+    tensorboard: write each run's TensorBoard logs from its record afterwards.
     Returns their records; each run's seconds are the whole group's.
     """
     from minae.sweep import fit_stacked
@@ -91,8 +121,12 @@ def train_group(group, ds, out_dir, progress=None):
                                 epochs=group[0]["epochs"], batch_size=group[0]["batch_size"],
                                 seeds=[s["seed"] for s in group], on_epoch_end=on_epoch_end)
     seconds = time.perf_counter() - start
-    return [save_run(out_dir, s, describe_run(s, m, h, seconds, ds, "stacked"), m)
-            for s, m, h in zip(group, models, histories)]
+    records = [save_run(out_dir, s, describe_run(s, m, h, seconds, ds, "stacked"), m)
+               for s, m, h in zip(group, models, histories)]
+    if tensorboard:
+        for s, m, r in zip(group, models, records):
+            log_to_tensorboard(out_dir, s, r, m, ds)
+    return records
 
 
 def describe_run(settings, model, history, seconds, ds, engine):
@@ -110,7 +144,8 @@ def describe_run(settings, model, history, seconds, ds, engine):
         "train_bce": None if diverged else history.train_bce[-1],
         "val_bce": None if diverged else history.val_bce[-1],
         "history": {"train_bce": [finite(v) for v in history.train_bce],
-                    "val_bce": [finite(v) for v in history.val_bce]},
+                    "val_bce": [finite(v) for v in history.val_bce],
+                    "diagnostics": history.diagnostics},   # per epoch, minae.diagnostics
         "seconds": seconds, "epoch_seconds": history.epoch_seconds, "engine": engine,
         **(dict.fromkeys(("knn_accuracy", "output_spread", "dead_fraction")) if diverged
            else code_probe(model, ds, settings["seed"])),

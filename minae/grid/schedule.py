@@ -66,7 +66,7 @@ def _worker_data(name):
     return cache[name]
 
 
-def _worker_run(settings, out_dir, engine):
+def _worker_run(settings, out_dir, engine, tensorboard):
     events = _WORKER["events"]
     key = settings_key(settings)
     events.put(("start", key, os.getpid()))
@@ -74,7 +74,7 @@ def _worker_run(settings, out_dir, engine):
     def progress(epoch, train_bce, val_bce):
         events.put(("epoch", key, epoch, train_bce, val_bce))
 
-    return train_run(settings, _worker_data(settings["dataset"]), out_dir, progress, engine)
+    return train_run(settings, _worker_data(settings["dataset"]), out_dir, progress, engine, tensorboard)
 
 
 # ---------------------------------------------------------------------------
@@ -251,7 +251,8 @@ def _run_serial(todo, datasets, out, overall, result, log, config):
             bar.set_postfix(train=f"{train_bce:.4f}", val=f"{val_bce:.4f}")
 
         with _one_blas_thread(settings):
-            record = train_run(settings, datasets[settings["dataset"]], out, progress, config.engine)
+            record = train_run(settings, datasets[settings["dataset"]], out, progress, config.engine,
+                               config.tensorboard)
         bar.close()
         _finished(record, result, overall, log)
         write_results(out, result.records)
@@ -269,7 +270,7 @@ def _run_stacked(todo, datasets, out, overall, result, log, config):
             bars[key].set_postfix(train=f"{train_bce:.4f}", val=f"{val_bce:.4f}")
 
         # One process trains the whole stack, so BLAS may use every core here.
-        records = train_group(group, datasets[name], out, progress)
+        records = train_group(group, datasets[name], out, progress, config.tensorboard)
         for bar in bars.values():
             bar.close()
         for record in records:
@@ -306,7 +307,7 @@ def _run_parallel(todo, config, out, jobs, overall, result, log):
         # Longest runs first: the last runs to finish are then short ones, so the
         # workers finish close together instead of one idling while the other
         # trains a wide model alone.
-        pending = {pool.submit(_worker_run, s, str(out), config.engine)
+        pending = {pool.submit(_worker_run, s, str(out), config.engine, config.tensorboard)
                    for s in sorted(todo, key=run_cost, reverse=True)}
         while pending:
             done, pending = wait(pending, return_when=FIRST_COMPLETED)

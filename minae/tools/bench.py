@@ -46,11 +46,11 @@ def _torch():
     return torch
 
 
-def minae_epoch(hidden, x, x_val, backend, step="fit", batch_size=256):
+def minae_epoch(hidden, x, x_val, backend, step="fit", batch_size=256, diagnostics=True):
     """A callable that trains one more epoch of minae and returns its seconds.
 
     step: "fit" (train_step: workspace and flat buffers), "plain" (plain_step)
-    or "fused" (minae.kernels; CuPy only).
+    or "fused" (minae.kernels; CuPy only). diagnostics: fit's default, on.
     """
     be = resolve_backend(backend)
     x, x_val = be.asarray(x), be.asarray(x_val)
@@ -68,7 +68,7 @@ def minae_epoch(hidden, x, x_val, backend, step="fit", batch_size=256):
         be.synchronize()
         start = time.perf_counter()
         fit(model, x, x_val, epochs=1, batch_size=batch_size, optimizer=opt, seed=epoch[0],
-            progress=False, check_data=False, step=step_fn)
+            progress=False, check_data=False, step=step_fn, diagnostics=diagnostics)
         be.synchronize()
         return time.perf_counter() - start
 
@@ -164,6 +164,7 @@ def per_epoch(x, x_val, hidden_list, backend, threads, reps, log=print):
     rows = []
     for hidden in hidden_list:
         contenders = {"minae": minae_epoch(hidden, x, x_val, backend),
+                      "minae-no-diagnostics": minae_epoch(hidden, x, x_val, backend, diagnostics=False),
                       "minae-plain": minae_epoch(hidden, x, x_val, backend, step="plain"),
                       "matmul-bound": matmul_epoch(hidden, len(x), x.shape[1], backend)}
         if backend == "cupy":
@@ -176,6 +177,7 @@ def per_epoch(x, x_val, hidden_list, backend, threads, reps, log=print):
         if "pytorch" in medians:
             row["minae_over_pytorch"] = medians["minae"] / medians["pytorch"]
         row["minae_over_matmul"] = medians["minae"] / medians["matmul-bound"]
+        row["diagnostics_cost"] = medians["minae"] / medians["minae-no-diagnostics"] - 1.0
         rows.append(row)
         log(format_epoch_row(row))
     return rows
@@ -189,7 +191,8 @@ def format_epoch_row(row):
         text += f" fused {m['minae-fused']:.3f}s"
     if "pytorch" in m:
         text += f" pytorch {m['pytorch']:.3f}s  minae/pytorch {row['minae_over_pytorch']:.2f}"
-    return text + f"  minae/matmul {row['minae_over_matmul']:.2f}"
+    return text + (f"  minae/matmul {row['minae_over_matmul']:.2f}  diagnostics cost "
+                   f"{100 * row['diagnostics_cost']:+.1f}%")
 
 
 def grid_wall(ds, epochs, jobs, backend, hidden_list=ORIGINAL_HIDDEN, lrs=ORIGINAL_LRS, log=print,
