@@ -2,9 +2,9 @@
 
 What it teaches: on a GPU every array operation is a kernel launch that reads
 and writes its operands in slow global memory. ``losses.bce_with_logits`` is
-about ten such passes over (N, D) and ``Adam.update`` about fourteen over every
-parameter; each kernel below does the same arithmetic in one pass, reading each
-input once and writing each output once.
+about fourteen such passes over (N, D) and ``Adam.update`` twelve (Keras
+form) or fourteen (textbook) over every parameter; each kernel below does the same
+arithmetic in one pass, reading each input once and writing each output once.
 
 These are the one place where minae's math is written a second time, and
 only as an option: ``fit(..., step=kernels.train_step, optimizer=kernels.FusedAdam(...))``
@@ -126,9 +126,12 @@ def _launch(name, arrays, scalars, n):
 
 
 def bce_with_logits(z, x, *, check=True, work=None):
-    """losses.bce_with_logits as one kernel: (loss, dz) for z, x: (N, D) CuPy arrays."""
+    """losses.bce_with_logits as one kernel: (loss, dz) for z, x: (N, D) CuPy arrays
+    of the same shape, C-contiguous (one model; a stack takes the Python loss)."""
     import cupy
 
+    if z.shape != x.shape:   # always: the kernel would read past the end of x
+        raise ValueError(f"the fused loss needs logits and targets of one shape, got {z.shape} and {x.shape}")
     if check:
         _check_pair(z, x, "logits", check_finite)
     term, dz = (cupy.empty_like(z), cupy.empty_like(z)) if work is None else work

@@ -98,6 +98,7 @@ class Autoencoder:
         self.dense = [Dense(d_in, d_out, rng=rng, init=init, backend=self.backend, dtype=self.dtype)
                       for d_in, d_out in zip(sizes[:-1], sizes[1:])]
         self.relus = [ReLU() for _ in self.hidden]
+        self.extra = None   # what save(extra=...) stored, once loaded
         self._flatten([layer.W for layer in self.dense], [layer.b for layer in self.dense])
 
     @classmethod
@@ -119,7 +120,8 @@ class Autoencoder:
                 raise ValueError("stacked models must share input_dim, hidden, dtype and backend")
         stacked = cls.__new__(cls)
         stacked.__dict__.update(input_dim=first.input_dim, hidden=list(first.hidden), dtype=first.dtype,
-                                seed=None, init=first.init, backend=first.backend, stack_size=len(models))
+                                seed=None, init=first.init, backend=first.backend, stack_size=len(models),
+                                extra=None)
         sizes = [first.input_dim, *first.hidden, first.input_dim]
         stacked.dense = [Dense.__new__(Dense) for _ in sizes[1:]]
         stacked.relus = [ReLU() for _ in first.hidden]
@@ -237,6 +239,7 @@ class Autoencoder:
             buf = None if rows is None or i == 0 else rows.dh[i - 1]
             dh = self.dense[i].backward(dh, out=buf, need_dx=i > 0 or input_grad)
             if i > 0:   # through the ReLU that hidden layer i's output went through
+                # In place into buf, which the model owns (never the caller's dz).
                 dh = self.relus[i - 1].backward(dh, out=buf)
         return dh
 

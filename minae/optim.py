@@ -47,7 +47,7 @@ def check_lr(lr):
     if isinstance(lr, (list, tuple, np.ndarray)):
         if len(lr) == 0:
             raise ValueError("a list of learning rates (one per stacked model) must not be empty")
-        return tuple(check_lr(float(v)) for v in np.asarray(lr, dtype=object).ravel())
+        return tuple(check_lr(v) for v in np.asarray(lr, dtype=object).ravel())
     if isinstance(lr, bool) or not (isinstance(lr, numbers.Real) and math.isfinite(lr) and lr > 0):
         raise ValueError(f"learning rate must be a finite number > 0, got {lr!r}")
     return float(lr)
@@ -89,7 +89,7 @@ class Adam:
     def __init__(self, lr=0.001, beta1=0.9, beta2=0.999, eps=1e-7, form="keras"):
         lr = check_lr(lr)
         for name, beta in (("beta1", beta1), ("beta2", beta2)):
-            if not (isinstance(beta, (int, float)) and 0.0 <= beta < 1.0):
+            if isinstance(beta, bool) or not (isinstance(beta, numbers.Real) and 0.0 <= beta < 1.0):
                 raise ValueError(f"{name} must be in [0, 1), got {beta!r}")
         if not (isinstance(eps, (int, float)) and math.isfinite(eps) and eps > 0):
             raise ValueError(f"eps must be a finite number > 0, got {eps!r}")

@@ -29,7 +29,7 @@ import time
 import numpy as np
 
 from minae.diagnostics import DIAG_ROWS, epoch_diagnostics
-from minae.model import Autoencoder
+from minae.model import Autoencoder, positive_int
 from minae.optim import Adam
 from minae.train import History, _on_backend, batch_slices, evaluate, train_step
 
@@ -58,14 +58,18 @@ def fit_stacked(models, optimizers, x_train, x_val=None, *, epochs=100, batch_si
     """Train K models together; the same numbers as ``fit`` on each separately.
 
     models, optimizers: K Autoencoders (same architecture) and K Adams that
-    differ only in lr. seeds: K shuffle seeds (default 0 for all).
+    differ only in lr. x_train: (N, D), x_val: (M, D), shared by all K.
+    seeds: K shuffle seeds (default 0 for all).
     on_epoch_end(k, epoch, history) is called for every model after each epoch.
     Returns K Histories; a diverging model is recorded and frozen in its
     Autoencoder at that epoch while the others go on.
     """
     _check_group(models, optimizers)
     K = len(models)
+    epochs, batch_size = positive_int(epochs, "epochs"), positive_int(batch_size, "batch_size")
     seeds = [0] * K if seeds is None else list(seeds)
+    if len(seeds) != K:
+        raise ValueError(f"{K} models but {len(seeds)} shuffle seeds; give one per model")
     stack = Autoencoder.stack(models)                     # raises unless one architecture
     be = stack.backend
     xp = be.xp

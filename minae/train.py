@@ -8,7 +8,7 @@ set in mini-batches; each mini-batch is forward, loss, backward, update:
 
 ``train_step`` is exactly that, run fast: the layers write into a Workspace
 allocated once, and the optimizer updates the model's flat buffers (every
-parameter in one array) instead of ten separate arrays. Same code, same
+parameter in one array) instead of one array per W and b. Same code, same
 numbers, bit for bit; edit a layer and ``fit`` changes with it.
 
 Two numbers are recorded per epoch, as Keras does:

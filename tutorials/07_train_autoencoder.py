@@ -45,7 +45,7 @@ hand_seconds = time.perf_counter() - start
 # `Dense`, `ReLU` and loss, the same `Adam`. It only runs it faster: the
 # layers write into buffers allocated once instead of new arrays every batch,
 # the first layer skips the gradient of the data, and Adam steps the model's
-# one flat parameter buffer instead of ten arrays. The weights come out
+# one flat parameter buffer instead of twelve arrays (a W and a b per layer). The weights come out
 # identical, bit for bit:
 
 # %%

@@ -65,10 +65,10 @@ def fetch(url, dest, info, *, timeout=30.0, progress=None):
         pooch.retrieve(url, known_hash=f"sha256:{info.sha256}", fname=dest.name, path=dest.parent,
                        downloader=downloader, progressbar=bool(progress))
     except ValueError as exc:   # pooch's hash mismatch; it has removed the download
-        raise DataError(f"{url}: checksum mismatch ({exc}); the file was not kept") from None
+        raise DataError(f"checksum mismatch ({exc}); the file was not kept") from None
     if file_digests(dest)[1] != info.md5:
         dest.unlink(missing_ok=True)
-        raise DataError(f"{url}: checksum mismatch (MD5 differs from torchvision's); the file was not kept")
+        raise DataError("checksum mismatch (MD5 differs from torchvision's); the file was not kept")
     return dest
 
 

@@ -17,7 +17,7 @@ import sys
 
 from tqdm.auto import tqdm
 
-from minae.backend import BACKENDS
+from minae.backend import BACKENDS, cupy_available
 from minae.data.registry import DATASETS
 from minae.errors import MinaeError, Terminated
 from minae.grid.config import ENGINES, GridConfig, parse_hidden
@@ -136,7 +136,9 @@ def config_from_args(args, notes=None):
         values[name] = unique
     jobs = args.jobs
     if jobs is None:
-        jobs = usable_cores() if args.backend == "numpy" else 1
+        # Worker processes pay on the CPU; one process feeds a GPU best.
+        on_cpu = args.backend == "numpy" or (args.backend == "auto" and not cupy_available())
+        jobs = usable_cores() if on_cpu else 1
     quiet = args.quiet or not sys.stderr.isatty()
     config = GridConfig(**values, backend=args.backend, data_dir=args.data_dir,
                         require_full=args.require_full, val_fraction=args.val_fraction, out=args.out,

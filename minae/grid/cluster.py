@@ -29,6 +29,7 @@ import time
 
 import numpy as np
 
+from minae import __version__
 from minae.errors import SchedulerError
 from minae.grid.config import settings_key
 from minae.grid.runs import log_to_tensorboard, save_run, train_and_describe
@@ -60,6 +61,8 @@ def connect(address, jobs, timeout, log=print):
         else:
             client = distributed.Client(address, timeout=f"{timeout}s")
     except RuntimeError as exc:   # a LocalCluster whose worker processes could not start
+        if cluster is not None:
+            cluster.close()
         raise SchedulerError(f"could not start a local Dask cluster ({exc}): its worker processes "
                              "re-import the script that started the grid, which needs a .py file with an "
                              "if __name__ == '__main__': guard (not stdin); or use --jobs without "
@@ -125,13 +128,14 @@ def _heap_for_large_arrays():
     libc.mallopt(-1, 128 << 20)   # M_TRIM_THRESHOLD: keep up to 128 MiB of freed heap
 
 
-def failed_record(settings, error):
+def failed_record(settings, error, engine):
     """The record of a run whose task failed for good (never reused: the next grid tries again)."""
     return {**settings, "repeat": settings.get("repeat", 0), "key": settings_key(settings),
             "status": "failed", "error": error, "diverged_epoch": None, "train_bce": None,
-            "val_bce": None, "history": {"train_bce": [], "val_bce": []}, "seconds": None,
-            "epoch_seconds": [], "engine": "dask", "knn_accuracy": None, "output_spread": None,
-            "dead_fraction": None, "checkpoint": None, "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+            "val_bce": None, "history": {"train_bce": [], "val_bce": [], "diagnostics": []},
+            "seconds": None, "epoch_seconds": [], "engine": engine, "knn_accuracy": None,
+            "output_spread": None, "dead_fraction": None, "checkpoint": None, "minae_version": __version__,
+            "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
 
 
 def run_on_dask(todo, datasets, config, out, finished, log=print, order=None):
@@ -142,9 +146,10 @@ def run_on_dask(todo, datasets, config, out, finished, log=print, order=None):
     """
     distributed = _distributed()
     environ = dict(os.environ)   # Dask's nannies set OPENBLAS_NUM_THREADS=1 and more here, for good
-    client, cluster = connect(config.scheduler, config.jobs, config.scheduler_timeout, log)
+    client = cluster = None
     futures = {}
     try:
+        client, cluster = connect(config.scheduler, config.jobs, config.scheduler_timeout, log)
         names = {s["dataset"] for s in todo}
         # Scattered to every worker once; a worker that joins later fetches from a peer.
         data = {name: client.scatter(datasets[name], broadcast=True, hash=False) for name in names}
@@ -159,7 +164,7 @@ def run_on_dask(todo, datasets, config, out, finished, log=print, order=None):
             except Exception as exc:   # the task's error after its retries, or KilledWorker
                 log(f"failed: {settings['dataset']} {settings['hidden']} lr={settings['lr']:g}: "
                     f"{type(exc).__name__}: {exc}")
-                finished(failed_record(settings, f"{type(exc).__name__}: {exc}"))
+                finished(failed_record(settings, f"{type(exc).__name__}: {exc}", config.engine))
                 continue
             model = Autoencoder(datasets[settings["dataset"]].x_train.shape[1], settings["hidden"],
                                 seed=settings["seed"], dtype=settings["dtype"])
@@ -172,7 +177,8 @@ def run_on_dask(todo, datasets, config, out, finished, log=print, order=None):
     finally:
         if futures:   # interrupted: the runs in flight are lost, nothing else
             client.cancel(list(futures), force=True)
-        client.close()
+        if client is not None:
+            client.close()
         if cluster is not None:
             cluster.close()
         os.environ.clear()   # so that nothing this process starts later inherits Dask's settings

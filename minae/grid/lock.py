@@ -63,8 +63,14 @@ def grid_lock(out, log=print):
         if gone or (holder is None and time.time() - _mtime(path) > UNREADABLE_GRACE_S):
             who = "an unreadable lock" if holder is None else \
                 f"the lock of grid process {holder.get('pid')}, which no longer runs"
+            # Renamed away, not deleted: of two grids taking over at once, only one
+            # rename succeeds, and the other finds the winner's fresh lock.
+            try:
+                os.rename(path, path.with_name(f"{LOCK_NAME}.stale-{os.getpid()}"))
+            except FileNotFoundError:
+                continue
+            path.with_name(f"{LOCK_NAME}.stale-{os.getpid()}").unlink(missing_ok=True)
             log(f"note: taking over {who} ({path})")
-            path.unlink(missing_ok=True)
             continue
         who = "another grid" if holder is None else (
             f"grid process {holder.get('pid')} on {holder.get('host')}, started {holder.get('started')}")
@@ -74,7 +80,7 @@ def grid_lock(out, log=print):
         yield path
     finally:
         holder = _read(path)
-        if holder is not None and holder.get("pid") == me["pid"]:
+        if holder is not None and (holder.get("pid"), holder.get("host")) == (me["pid"], me["host"]):
             path.unlink(missing_ok=True)
 
 

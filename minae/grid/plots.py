@@ -68,7 +68,7 @@ def plot_ranking(rows, baseline, path, dataset=None):
     colours = ["C0" if r["status"] == "ok" else "C1" if r["val_bce_mean"] is not None else "C3" for r in rows]
     ax.barh(range(len(rows)), vals, xerr=errors if errors.any() else None, capsize=3, color=colours)
     for i, r in enumerate(rows):
-        text = "diverged" if r["val_bce_mean"] is None else f"{r['val_bce_mean']:.4f}"
+        text = r["status"] if r["val_bce_mean"] is None else f"{r['val_bce_mean']:.4f}"
         ax.text(max(vals[i], r["ci95_high"] or 0.0), i, " " + text, va="center", fontsize=8)
     seeds = "" if max(r["n_seeds"] for r in rows) < 2 else f" ({max(r['n_seeds'] for r in rows)} seeds)"
     ax.set_yticks(range(len(rows)), [f"{r['hidden']} lr={r['lr']:g}{seeds}" for r in rows], fontsize=8)

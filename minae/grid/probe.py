@@ -22,6 +22,7 @@ def knn_accuracy(train_codes, train_labels, val_codes, val_labels, k=KNN_K, chun
     train_codes: (N_train, Z), val_codes: (N_val, Z); labels are small ints.
     Ties in the vote go to the smaller label.
     """
+    k = min(k, len(train_codes))   # a tiny --limit-train has fewer rows than neighbours
     n_classes = int(max(train_labels.max(), val_labels.max())) + 1
     sq_train = (train_codes**2).sum(1)                                       # (N_train,)
     correct = 0

@@ -120,7 +120,7 @@ def reload_kwargs(config, summary):
 
 
 def prepare_data(config):
-    """Load every dataset once (failing early) and summarise where it came from."""
+    """Load every dataset once (failing early); {name: Dataset}."""
     loaded = {}
     for name in config.datasets:
         loaded[name] = load(name, config.data_dir, progress=not config.quiet, **_load_kwargs(config))

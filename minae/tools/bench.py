@@ -27,8 +27,6 @@ from minae.model import Autoencoder
 from minae.optim import Adam
 from minae.train import fit, train_step
 
-STEPS = ("fit", "plain", "fused")
-
 
 def plain_step(model, optimizer, xb, work=None):
     """The five-line loop of tutorial 7: every array allocated afresh, Adam over
@@ -204,13 +202,13 @@ def grid_wall(ds, epochs, jobs, backend, hidden_list=ORIGINAL_HIDDEN, lrs=ORIGIN
     if dask:
         contenders["dask-local"] = {"engine": "single", "scheduler": "local"}
     for name, kwargs in contenders.items():
-        out = tempfile.mkdtemp(prefix="minae-bench-")
-        config = GridConfig(datasets=(ds.name,), hidden=tuple(hidden_list), lrs=tuple(lrs), epochs=epochs,
-                            backend=backend, jobs=jobs, out=out, fresh=True, plots=False, quiet=True,
-                            **kwargs)
-        start = time.perf_counter()
-        run_grid(config, {ds.name: ds}, log=lambda msg: None)
-        result["engines"][name] = time.perf_counter() - start
+        with tempfile.TemporaryDirectory(prefix="minae-bench-") as out:
+            config = GridConfig(datasets=(ds.name,), hidden=tuple(hidden_list), lrs=tuple(lrs), epochs=epochs,
+                                backend=backend, jobs=jobs, out=out, fresh=True, plots=False, quiet=True,
+                                **kwargs)
+            start = time.perf_counter()
+            run_grid(config, {ds.name: ds}, log=lambda msg: None)
+            result["engines"][name] = time.perf_counter() - start
     if dask:
         result["dask_over_jobs"] = result["engines"]["dask-local"] / result["engines"]["single"]
     minae_s = result["minae_s"] = min(v for k, v in result["engines"].items() if k != "dask-local")
