@@ -106,7 +106,7 @@ def train_step(model, optimizer, xb, work=None, bce=bce_with_logits):
 
 def fit(model, x_train, x_val=None, *, epochs=100, batch_size=256, optimizer=None, seed=0,
         progress=None, desc="train", on_epoch_end=None, eval_batch_size=1024, check_data=True,
-        step=train_step, diagnostics=True, callbacks=()):
+        step=train_step, diagnostics=True, callbacks=(), live=False):
     """Train ``model`` on x_train (N, D) and return a History.
 
     optimizer:    any object with ``step(params, grads)``; default Adam().
@@ -117,7 +117,9 @@ def fit(model, x_train, x_val=None, *, epochs=100, batch_size=256, optimizer=Non
                   after each epoch (e.g. minae.tensorboard.TensorBoard), and
                   close(history, model) once at the end if they have it.
     diagnostics:  record minae.diagnostics' per-layer numbers each epoch in
-                  history.diagnostics (on by default; about 1% of an epoch).
+                  history.diagnostics (on by default).
+    live:         show minae.live.LiveView's figure each epoch (Jupyter, a
+                  window, or, headless, nothing but one note).
     step:         the training step, step(model, optimizer, xb, work) -> loss;
                   ``train_step`` unless an engine fuses it (minae.kernels).
     check_data:   False skips the one-time checks of the data (finite, in
@@ -133,6 +135,11 @@ def fit(model, x_train, x_val=None, *, epochs=100, batch_size=256, optimizer=Non
     if x_val is not None:
         x_val = _on_backend(model, x_val, "x_val", check_data)
     optimizer = Adam() if optimizer is None else optimizer
+    if live:
+        from minae.live import LiveView
+
+        shown = x_val if x_val is not None else x_train
+        callbacks = [*callbacks, LiveView(model.backend.to_host(shown[:8]))]
     xp = get_namespace(x_train)
     n = x_train.shape[0]
     rng = np.random.default_rng(seed)

@@ -105,6 +105,8 @@ def build_parser():
     r.add_argument("--out", default=GridConfig().out, help=f"output folder (default {GridConfig().out}/)")
     r.add_argument("--fresh", action="store_true", help="retrain even runs already finished in --out")
     r.add_argument("--no-plots", action="store_true", help="skip the figures")
+    r.add_argument("--live", action="store_true",
+                   help="show each run in progress in a window (with --jobs 1; see minae.live)")
     r.add_argument("--tensorboard", action="store_true",
                    help="write TensorBoard logs of every run to <out>/tensorboard/ (needs "
                         "pip install 'minae[tensorboard]'); view: tensorboard --logdir <out>/tensorboard")
@@ -138,13 +140,14 @@ def config_from_args(args, notes=None):
     if jobs is None:
         # Worker processes pay on the CPU; one process feeds a GPU best.
         on_cpu = args.backend == "numpy" or (args.backend == "auto" and not cupy_available())
-        jobs = usable_cores() if on_cpu else 1
+        jobs = usable_cores() if on_cpu and not args.live else 1   # --live: one run at a time
     quiet = args.quiet or not sys.stderr.isatty()
     config = GridConfig(**values, backend=args.backend, data_dir=args.data_dir,
                         require_full=args.require_full, val_fraction=args.val_fraction, out=args.out,
                         jobs=jobs, fresh=args.fresh, plots=not args.no_plots, quiet=quiet,
                         engine=args.engine, scheduler=args.scheduler,
-                        scheduler_timeout=args.scheduler_timeout, tensorboard=args.tensorboard)
+                        scheduler_timeout=args.scheduler_timeout, tensorboard=args.tensorboard,
+                        live=args.live)
     config.validate()
     return config
 

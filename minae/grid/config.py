@@ -60,6 +60,7 @@ class GridConfig:
     plots: bool = True
     quiet: bool = False
     tensorboard: bool = False        # TensorBoard logs of every run under <out>/tensorboard/
+    live: bool = False               # show the run in progress (minae.live), one run at a time
     # How runs are trained; every engine runs the layers of minae.layers:
     # "single" = each run alone with fit (the default); "stacked" = every
     # learning rate of an architecture in one stack (minae.sweep); "fused" =
@@ -106,6 +107,9 @@ class GridConfig:
         if self.scheduler is not None and self.engine == "stacked":
             raise ValueError("--scheduler sends single runs to the cluster; the stacked engine trains "
                              "stacks in this process: use one or the other")
+        if self.live and (self.jobs != 1 or self.scheduler is not None or self.engine == "stacked"):
+            raise ValueError("--live shows the run in progress, one at a time: use it with --jobs 1, "
+                             "without --scheduler, and not with the stacked engine")
         if self.tensorboard and importlib.util.find_spec("tensorboardX") is None:
             raise ValueError("--tensorboard writes its logs with tensorboardX, which is not installed: "
                              "pip install 'minae[tensorboard]'")

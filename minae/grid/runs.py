@@ -34,15 +34,20 @@ def _new_model(settings, ds, optimizer_class=Adam):
     return model, optimizer
 
 
-def train_run(settings, ds, out_dir, progress=None, engine="single", tensorboard=False):
+def train_run(settings, ds, out_dir, progress=None, engine="single", tensorboard=False, live=False):
     """Train one configuration on ``ds``; write its checkpoint and record.
 
     progress:    None or a callable(epoch, train_bce, val_bce) for live display.
     engine:      "single" or "fused" (see GridConfig).
     tensorboard: also write TensorBoard logs while it trains (tensorboard_dir).
+    live:        show it in progress (minae.live).
     Returns the record (a JSON-ready dict).
     """
     callbacks = []
+    if live:
+        from minae.live import LiveView
+
+        callbacks.append(LiveView(ds.x_val[:8]))
     if tensorboard:
         from minae.tensorboard import TensorBoard, hparams_of
 

@@ -252,7 +252,7 @@ def _run_serial(todo, datasets, out, overall, result, log, config):
 
         with _one_blas_thread(settings):
             record = train_run(settings, datasets[settings["dataset"]], out, progress, config.engine,
-                               config.tensorboard)
+                               config.tensorboard, config.live)
         bar.close()
         _finished(record, result, overall, log)
         write_results(out, result.records)
