@@ -10,8 +10,8 @@ import pytest
 TUTORIALS = sorted((Path(__file__).resolve().parents[1] / "tutorials").glob("[0-9][0-9]_*.py"))
 
 
-def test_the_tutorials_are_numbered_one_to_nine():
-    assert [int(p.name[:2]) for p in TUTORIALS] == list(range(1, 10))
+def test_the_tutorials_are_numbered_one_to_ten():
+    assert [int(p.name[:2]) for p in TUTORIALS] == list(range(1, 11))
 
 
 @pytest.mark.parametrize("path", TUTORIALS, ids=[p.stem for p in TUTORIALS])
@@ -30,3 +30,21 @@ def test_tutorial_opens_as_a_notebook(path):
     notebook = jupytext.read(path, fmt="py:percent")
     kinds = [cell.cell_type for cell in notebook.cells]
     assert kinds[0] == "markdown" and kinds.count("code") >= 2 and kinds.count("markdown") >= 2
+
+
+def test_tutorial_10_runs_as_a_notebook_and_its_live_view_draws(tmp_path, monkeypatch):
+    jupytext = pytest.importorskip("jupytext", reason="jupytext is not installed (pip install jupytext)")
+    nbclient = pytest.importorskip("nbclient", reason="nbclient is not installed")
+    pytest.importorskip("ipykernel", reason="ipykernel is not installed: no kernel to run the notebook")
+    path = next(p for p in TUTORIALS if p.name.startswith("10_"))
+    notebook = jupytext.read(path, fmt="py:percent")
+    monkeypatch.setenv("MINAE_TUTORIAL_FAST", "1")
+    monkeypatch.setenv("MINAE_TUTORIAL_FIGURES", str(tmp_path))
+    nbclient.NotebookClient(notebook, timeout=300, kernel_name="python3",
+                            resources={"metadata": {"path": str(path.parent)}}).execute()
+    outputs = [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.outputs]
+    text = "".join(o.get("text", "") for o in outputs if o.get("output_type") == "stream")
+    assert "  ok   " in text and "  FAIL " not in text, text[-3000:]
+    live_figures = [o for o in outputs
+                    if o.get("output_type") == "display_data" and "image/png" in o.get("data", {})]
+    assert len(live_figures) >= 2, "the live view drew in place, once per run"

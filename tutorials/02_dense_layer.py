@@ -9,6 +9,18 @@
 #     db = dout.sum(0)     (D_out,), like b
 #     dx = dout @ W.T      (N, D_out) @ (D_out, D_in) -> (N, D_in), like x
 #
+# Where they come from: write one output element with indices,
+#
+#     y_nj = sum_i x_ni W_ij + b_j          (n: row of the batch, i: input, j: output)
+#
+# The loss L depends on W_ij through every y_nj that uses it (every row n, and
+# only column j), so by the chain rule
+#
+#     dL/dW_ij = sum_n dL/dy_nj * dy_nj/dW_ij = sum_n dout_nj x_ni = (x^T dout)_ij
+#     dL/db_j  = sum_n dout_nj * 1                                  (db sums over rows)
+#     dL/dx_ni = sum_j dout_nj W_ij = (dout W^T)_ni                 (x_ni feeds every y_nj)
+#
+# Each sum over the index that is not in the result becomes a matrix product.
 # A quick way to remember them: every gradient has the shape of what it is
 # the gradient of, and there is only one way to multiply the available arrays
 # to get that shape.
@@ -32,6 +44,11 @@ print("x", x.shape, "-> y", y.shape, "; W", layer.W.shape, "b", layer.b.shape)
 dout = rng.standard_normal(y.shape)              # a random upstream gradient
 dx = layer.backward(dout)
 print("dx", dx.shape, "dW", layer.dW.shape, "db", layer.db.shape)
+# The index sums above, spelled out with einsum, give the very same numbers:
+expect(np.allclose(layer.dW, np.einsum("nj,ni->ij", dout, x))
+       and np.allclose(layer.db, np.einsum("nj->j", dout))
+       and np.allclose(dx, np.einsum("nj,ij->ni", dout, layer.W)),
+       "dW = sum_n dout_nj x_ni, db = sum_n dout_nj, dx = sum_j dout_nj W_ij")
 expect(dx.shape == x.shape and layer.dW.shape == layer.W.shape and layer.db.shape == layer.b.shape,
        "every gradient has the shape of what it is the gradient of")
 

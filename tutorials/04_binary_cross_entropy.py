@@ -41,15 +41,35 @@ expect(np.allclose(dp * p * (1 - p), dz), "dBCE/dp * p(1-p) equals the fused gra
 # %% [markdown]
 # ## Computing BCE from logits
 #
-# With p = sigmoid(z), log p = -log(1 + exp(-z)) and log(1 - p) = -z - log(1 + exp(-z)).
-# Substituting and tidying up gives a form that never takes log(0) and never
-# overflows:
+# With p = sigmoid(z) = 1 / (1 + exp(-z)):
+#
+#     log p     = -log(1 + exp(-z))
+#     log(1-p)  = log(exp(-z) / (1 + exp(-z))) = -z - log(1 + exp(-z))
+#
+# so one pixel's loss, -(x log p + (1-x) log(1-p)), is
+#
+#     x log(1 + exp(-z)) + (1 - x) (z + log(1 + exp(-z)))  =  z - z x + log(1 + exp(-z))
+#
+# Fine for z >= 0 (exp(-z) <= 1), but for z < 0 exp(-z) overflows. There,
+# pull exp(-z) out of the log: log(1 + exp(-z)) = -z + log(1 + exp(z)), and
+# the loss becomes -z x + log(1 + exp(z)). Both cases in one line, using
+# max(z, 0) (z, or 0) and exp(-|z|) (exp(-z), or exp(z)):
 #
 #     per-pixel loss = max(z, 0) - z x + log(1 + exp(-|z|))
+#
+# It never takes log(0) and exp never sees a positive number.
 #
 # All-zero logits mean p = 1/2 everywhere, so the loss is log 2 whatever x is.
 
 # %%
+zz, xx = np.array([[-3.0, 0.5, 4.0]]), np.array([[0.2, 0.9, 0.0]])
+direct = zz - zz * xx + np.log1p(np.exp(-zz))                       # z - zx + log(1 + e^-z)
+expect(np.allclose(direct, np.maximum(zz, 0) - zz * xx + np.log1p(np.exp(-np.abs(zz)))),
+       "the |z| form equals z - zx + log(1 + exp(-z)) where both can be computed")
+with np.errstate(over="ignore"):
+    expect(not np.isfinite(np.log1p(np.exp(800.0))), "but for z = -800 that exp(-z) overflows; the |z| form "
+           "never does")
+
 loss0, _ = bce_with_logits(np.zeros((2, 4)), rng.uniform(size=(2, 4)))
 print(f"all-zero logits: BCE = {float(loss0):.12f}, ln 2 = {np.log(2):.12f}")
 expect(abs(float(loss0) - np.log(2)) < 1e-15, "all-zero logits give exactly ln 2")
@@ -57,11 +77,13 @@ expect(abs(float(loss0) - np.log(2)) < 1e-15, "all-zero logits give exactly ln 2
 # %% [markdown]
 # ## What goes wrong with naive logs
 #
-# A confident, wrong prediction: z = -40 for a white pixel (x = 1). In float32
-# sigmoid(-40) is about 4e-18, but 1 - sigmoid(40) rounds to 0, and log(0) is
-# -inf. The probability form clips p to [1e-7, 1 - 1e-7] to survive, which
-# caps the loss and zeroes the gradient exactly where the model is most wrong.
-# The logits form gets both right.
+# Two confident, wrong predictions in float32: z = -40 for a white pixel
+# (x = 1) and z = +40 for a black one (x = 0). The first survives: sigmoid(-40)
+# is about 4e-18, a perfectly good float32, and its log is -40. The second
+# does not: sigmoid(40) = 1 / (1 + 4e-18) rounds to exactly 1, so 1 - p is 0
+# and log(1 - p) is -inf. The probability form clips p to [1e-7, 1 - 1e-7] to
+# survive, which caps the loss and zeroes the gradient exactly where the
+# model is most wrong. The logits form gets both right.
 
 # %%
 z_bad = np.array([[-40.0, 40.0]], dtype=np.float32)
@@ -69,7 +91,10 @@ x_bad = np.array([[1.0, 0.0]], dtype=np.float32)
 with warnings.catch_warnings(record=True):
     warnings.simplefilter("always")
     p_bad = 1 / (1 + np.exp(-z_bad))
-    naive = -np.mean(x_bad * np.log(p_bad) + (1 - x_bad) * np.log(1 - p_bad))
+    per_pixel = -(x_bad * np.log(p_bad) + (1 - x_bad) * np.log(1 - p_bad))
+    naive = np.mean(per_pixel)
+expect(np.isfinite(per_pixel[0, 0]) and np.isinf(per_pixel[0, 1]),
+       "the white pixel at z = -40 is finite; the black pixel at z = +40 gives the infinity")
 clipped, dp_clipped = bce(p_bad, x_bad)
 exact, dz_exact = bce_with_logits(z_bad, x_bad)
 print(f"naive logs: {naive}, clipped probabilities: {float(clipped):.3f}, from logits: {float(exact):.3f}")

@@ -58,6 +58,24 @@ expect(all(np.array_equal(a, b) for a, b in zip(by_hand.params, same.params)),
        "fit and the hand-written loop give bit-for-bit the same weights")
 
 # %% [markdown]
+# ## The classic sanity check: overfit one small batch
+#
+# Before a long run, train on a single batch of 16 images only. A model this
+# size can memorise them, so the loss must fall far below where it started;
+# if it does not, something in the loop (a gradient, a sign, the optimizer)
+# is broken, and no amount of data will help.
+
+# %%
+tiny = x[:16]
+small, opt = Autoencoder(784, [128, 64, 32, 64, 128], seed=1), Adam(0.003)
+start_loss = float(small.loss(tiny)[0])
+for _ in range(40 if FAST else 150):
+    loss, grads = small.loss(tiny)
+    opt.step(small.params, grads)
+print(f"one batch of 16: BCE {start_loss:.4f} at the start, {float(loss):.4f} after training on it alone")
+expect(float(loss) < 0.6 * start_loss, "the model can memorise one small batch (its loss falls below 60%)")
+
+# %% [markdown]
 # ## Training for real
 
 # %%

@@ -9,8 +9,12 @@
 #     Autoencoder(784, [32, 16, 32], backend="numpy" | "cupy" | "auto")
 #
 # Weights are always drawn on the host from the seed and then copied to the
-# device, so CPU and GPU runs start from the very same numbers. This tutorial
-# runs everywhere: without a GPU, "auto" picks NumPy and says why.
+# device, so CPU and GPU runs start from the very same numbers.
+#
+# **Without a GPU** (most laptops, and the test machine), "auto" picks NumPy
+# and says why, and every comparison below is NumPy against NumPy: it shows
+# the mechanics, and trivially agrees. Only on a machine with CUDA and CuPy
+# does it compare a CPU against a GPU.
 
 # %%
 import time
@@ -23,6 +27,8 @@ from minae.data import load_sample
 
 backend = resolve_backend("auto")
 print(f"auto chose {backend.name}: {backend.reason}")
+if backend.name == "numpy":
+    print("no GPU here: the 'device' model below is a second NumPy model, so this compares CPU with CPU")
 cpu = Autoencoder(784, [32, 16, 32], seed=7, dtype="float64")
 dev = Autoencoder(784, [32, 16, 32], seed=7, dtype="float64", backend=backend)
 same = all(np.array_equal(a, backend.to_host(b)) for a, b in zip(cpu.params, dev.params))
