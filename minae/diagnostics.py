@@ -29,7 +29,7 @@ import numpy as np
 from minae.backend import get_namespace
 from minae.layers import sigmoid
 
-DIAG_ROWS = 1024   # rows of the validation batch the unit statistics are measured on
+DIAG_ROWS = 256   # rows of the validation batch the unit statistics are measured on (a batch)
 
 
 def _finite(value):
