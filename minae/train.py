@@ -146,39 +146,41 @@ def fit(model, x_train, x_val=None, *, epochs=100, batch_size=256, optimizer=Non
     work = model.workspace(batch_size)
     history = History()
     bar = progress_bar(range(1, epochs + 1), desc=desc, unit="epoch", show=progress)
-    for epoch in bar:
-        start_time = time.perf_counter()
-        order = model.backend.asarray(rng.permutation(n))   # a new shuffle every epoch
-        total = 0.0
-        slices = batch_slices(n, batch_size)
-        for start, stop in slices:
-            # A fresh array, not out=: NumPy's take buffers its out= (to check the
-            # indices first), which made it three times slower.
-            xb = xp.take(x_train, order[start:stop], axis=0)   # (N_b, D), the shuffled rows
-            if diagnostics and stop == slices[-1][1]:
-                before = model.flat_params.copy()   # to measure the epoch's last update
-            loss = step(model, optimizer, xb, work)
-            total = total + loss * (stop - start)
-        train_bce = float(total) / n   # the one read of the device per epoch
-        val_bce = evaluate(model, x_val, batch_size=eval_batch_size, check=False) \
-            if x_val is not None else math.nan
-        model.backend.synchronize()
-        history.epoch_seconds.append(time.perf_counter() - start_time)
-        history.train_bce.append(train_bce)
-        history.val_bce.append(val_bce)
-        if diagnostics:   # after the timing: what the numbers cost is not the model's
-            rows = x_val[:DIAG_ROWS] if x_val is not None else xb
-            history.diagnostics.append(epoch_diagnostics(model, before, rows))
-        bar.set_postfix(train=f"{train_bce:.4f}", val=f"{val_bce:.4f}")
-        if on_epoch_end is not None:
-            on_epoch_end(epoch, history)
+    try:
+        for epoch in bar:
+            start_time = time.perf_counter()
+            order = model.backend.asarray(rng.permutation(n))   # a new shuffle every epoch
+            total = 0.0
+            slices = batch_slices(n, batch_size)
+            for start, stop in slices:
+                # A fresh array, not out=: NumPy's take buffers its out= (to check the
+                # indices first), which made it three times slower.
+                xb = xp.take(x_train, order[start:stop], axis=0)   # (N_b, D), the shuffled rows
+                if diagnostics and stop == slices[-1][1]:
+                    before = model.flat_params.copy()   # to measure the epoch's last update
+                loss = step(model, optimizer, xb, work)
+                total = total + loss * (stop - start)
+            train_bce = float(total) / n   # the one read of the device per epoch
+            val_bce = evaluate(model, x_val, batch_size=eval_batch_size, check=False) \
+                if x_val is not None else math.nan
+            model.backend.synchronize()
+            history.epoch_seconds.append(time.perf_counter() - start_time)
+            history.train_bce.append(train_bce)
+            history.val_bce.append(val_bce)
+            if diagnostics:   # after the timing: what the numbers cost is not the model's
+                rows = x_val[:DIAG_ROWS] if x_val is not None else xb
+                history.diagnostics.append(epoch_diagnostics(model, before, rows))
+            bar.set_postfix(train=f"{train_bce:.4f}", val=f"{val_bce:.4f}")
+            if on_epoch_end is not None:
+                on_epoch_end(epoch, history)
+            for callback in callbacks:
+                callback.on_epoch_end(epoch, history, model)
+            if not math.isfinite(train_bce) or (x_val is not None and not math.isfinite(val_bce)):
+                history.diverged_epoch = epoch
+                break
+    finally:   # an interrupted fit closes its bar and its callbacks too
+        bar.close()
         for callback in callbacks:
-            callback.on_epoch_end(epoch, history, model)
-        if not math.isfinite(train_bce) or (x_val is not None and not math.isfinite(val_bce)):
-            history.diverged_epoch = epoch
-            break
-    bar.close()
-    for callback in callbacks:
-        if hasattr(callback, "close"):
-            callback.close(history, model)
+            if hasattr(callback, "close"):
+                callback.close(history, model)
     return history

@@ -142,6 +142,7 @@ def plot_curves(records, path, dataset=None):
 
 
 def plot_reconstructions(model, x, path, dataset=None):
+    """x: (n, D) images in a row, their reconstructions by ``model`` below."""
     recon = model.predict(x)
     fig = Figure(figsize=(1.1 * len(x), 2.4))
     axes = fig.subplots(2, len(x))
@@ -152,6 +153,7 @@ def plot_reconstructions(model, x, path, dataset=None):
 
 
 def plot_reconstruction_grid(models, x, path, dataset=None):
+    """x: (n, D) images in the top row; below, one row per (name, model) in ``models``."""
     fig = Figure(figsize=(1.0 * len(x) + 1.6, 1.0 * (len(models) + 1)))
     axes = fig.subplots(len(models) + 1, len(x), squeeze=False)
     rows = [("original", x)] + [(name, m.predict(x)) for name, m in models]
@@ -163,6 +165,8 @@ def plot_reconstruction_grid(models, x, path, dataset=None):
 
 
 def plot_first_layer_codes(model, x, path, dataset=None):
+    """x: (n, D) images, and under each its first encoding layer's (H1,) outputs
+    reshaped to the squarest rectangle (as the original notebooks showed them)."""
     codes = model.encode(x, layer=1)
     rows, cols = rectangle(codes.shape[1])
     fig = Figure(figsize=(1.2 * len(x), 2.6))
@@ -177,6 +181,7 @@ def plot_first_layer_codes(model, x, path, dataset=None):
 
 
 def plot_filters(model, path, limit=64, dataset=None):
+    """The first ``limit`` columns of W1 (D, H1), each a 28x28 filter, red + and blue -."""
     W = model.backend.to_host(model.params[0])        # (D, H1)
     n = min(limit, W.shape[1])
     rows, cols = rectangle(n) if rectangle(n)[0] > 1 else (int(math.ceil(n / 8)), 8)
