@@ -66,7 +66,7 @@ def epoch_diagnostics(model, before, x_rows):
         "output_spread": xp.mean(xp.std(sigmoid(z), axis=-2), axis=-1),
     }
     host = {name: np.asarray(model.backend.to_host(xp.stack(v) if isinstance(v, list) else v), np.float64)
-            for name, v in columns.items()}                     # one read of the device
+            for name, v in columns.items()}                     # four reads of the device an epoch
     if k is None:
         return {name: [_finite(x) for x in v] if v.ndim else _finite(v) for name, v in host.items()}
     return [{name: [_finite(x) for x in v[:, m]] if v.ndim > 1 else _finite(v[m]) for name, v in host.items()}
