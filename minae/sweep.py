@@ -73,8 +73,9 @@ def fit_stacked(models, optimizers, x_train, x_val=None, *, epochs=100, batch_si
     stack = Autoencoder.stack(models)                     # raises unless one architecture
     be = stack.backend
     xp = be.xp
-    x_train = _on_backend(stack, x_train, "x_train")
-    x_val = _on_backend(stack, x_val, "x_val") if x_val is not None else None
+    # Checked as one model's data, (N, D): every model of the stack sees the same rows.
+    x_train = _on_backend(models[0], x_train, "x_train")
+    x_val = _on_backend(models[0], x_val, "x_val") if x_val is not None else None
     opt0 = optimizers[0]
     adam = Adam([opt.lr for opt in optimizers], opt0.beta1, opt0.beta2, opt0.eps, opt0.form)
     work = stack.workspace(batch_size)

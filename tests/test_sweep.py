@@ -71,3 +71,9 @@ def test_stacking_refuses_mismatched_groups():
     used.t = 3
     with pytest.raises(ValueError, match="not taken a step yet"):
         fit_stacked([a], [used], np.zeros((4, 30)))
+
+
+def test_stacked_training_takes_one_models_data_shape(rng):
+    models, opts = _group()
+    with pytest.raises(ValueError, match=r"x_train must have shape \(N, 30\), got \(3, 8, 30\)"):
+        fit_stacked(models, opts, rng.uniform(size=(3, 8, 30)), epochs=1)
