@@ -24,7 +24,7 @@ import warnings
 import numpy as np
 from matplotlib.figure import Figure
 
-from minae.tensorboard import filters_image, tile
+from minae.figures import filters_image, tile
 
 NON_INTERACTIVE = ("agg", "pdf", "ps", "svg", "cairo", "template", "pgf")
 _SAID = []

@@ -28,6 +28,7 @@ Public contract (other code in minae relies on it):
     loss, grads = model.loss(x)   forward, BCE, backward; grads match params
     model.predict(x)        reconstructions in [0, 1]
     model.encode(x, layer=k)  activations after hidden layer k (k=1 first)
+    model.decode(codes)     the layers after the code layer: codes -> reconstructions
     model.save(path) / Autoencoder.load(path)
 """
 
@@ -173,7 +174,25 @@ class Autoencoder:
     def __repr__(self):
         stacked = "" if self.stack_size is None else f", stack_size={self.stack_size}"
         return (f"Autoencoder(input_dim={self.input_dim}, hidden={self.hidden}, "
-                f"dtype={self.dtype!r}, backend={self.backend.name!r}{stacked})")
+                f"dtype={self.dtype!r}, backend={self.backend.name!r}{stacked}) "
+                f"with {self.n_params:,} parameters")
+
+    @property
+    def n_params(self):
+        """Parameters of one model (every W and b): P, the flat buffer's last axis."""
+        return sum(self._layout[2])
+
+    def summary(self):
+        """A table of the layers, their shapes and parameter counts, as a string."""
+        lines = [f"{'layer':<18}{'W':>12}{'b':>9}{'params':>10}"]
+        sizes = [self.input_dim, *self.hidden, self.input_dim]
+        for i, (d_in, d_out) in enumerate(zip(sizes[:-1], sizes[1:]), start=1):
+            act = "sigmoid" if i == len(sizes) - 1 else "ReLU"
+            role = " (code)" if i == self.code_layer else ""
+            lines.append(f"{f'Dense {i} + {act}':<18}{f'({d_in}, {d_out})':>12}{f'({d_out},)':>9}"
+                         f"{d_in * d_out + d_out:>10,}{role}")
+        lines.append(f"{'total':<39}{self.n_params:>10,}")
+        return "\n".join(lines)
 
     # -- parameters ---------------------------------------------------------
     @property
@@ -268,15 +287,37 @@ class Autoencoder:
 
     def encode(self, x, layer=1):
         """x: (..., N, D) -> (..., N, H_layer), activations after hidden layer ``layer``."""
-        if isinstance(layer, bool) or not isinstance(layer, numbers.Integral) \
-                or not 1 <= layer <= len(self.hidden):
-            raise ValueError(f"layer must be an integer from 1 to {len(self.hidden)} "
-                             f"(the hidden layers), got {layer!r}")
+        layer = self._check_layer(layer)
         self.check_shape(x)
         h = x
         for dense, relu in zip(self.dense[:layer], self.relus[:layer]):
             h = relu.forward(dense.forward(h))
         return h
+
+    def decode(self, codes, layer=None):
+        """The layers after hidden layer ``layer`` (default: the code layer):
+        codes (..., N, H_layer) -> reconstructions (..., N, D) in [0, 1].
+
+        ``decode(encode(x, layer=k), layer=k)`` is ``predict(x)``, bit for bit:
+        the same layers run on the same numbers, only split in two.
+        """
+        layer = self.code_layer if layer is None else self._check_layer(layer)
+        width = self.hidden[layer - 1]
+        shape = tuple(getattr(codes, "shape", ()))
+        if getattr(codes, "ndim", None) not in ((2,) if self.stack_size is None else (2, 3)) \
+                or shape[-1] != width or shape[-2] == 0:
+            raise ValueError(f"codes for layer {layer} must have shape (N, {width}) with N >= 1, got {shape}")
+        h = codes
+        for dense, relu in zip(self.dense[layer:-1], self.relus[layer:]):
+            h = relu.forward(dense.forward(h))
+        return sigmoid(self.dense[-1].forward(h))
+
+    def _check_layer(self, layer):
+        if isinstance(layer, bool) or not isinstance(layer, numbers.Integral) \
+                or not 1 <= layer <= len(self.hidden):
+            raise ValueError(f"layer must be an integer from 1 to {len(self.hidden)} "
+                             f"(the hidden layers), got {layer!r}")
+        return int(layer)
 
     # -- devices and files ----------------------------------------------------
     def to(self, backend):

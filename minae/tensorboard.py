@@ -25,6 +25,8 @@ import math
 
 import numpy as np
 
+from minae.figures import filters_image, tile
+
 
 def _writer(logdir):
     try:
@@ -33,24 +35,6 @@ def _writer(logdir):
         raise ImportError("TensorBoard logs are written with tensorboardX, which is not installed: "
                           "pip install 'minae[tensorboard]'") from exc
     return SummaryWriter(logdir=str(logdir))
-
-
-def tile(images, side=28, columns=8):
-    """(n, side*side) values -> one (rows*side, columns*side) image, row-major."""
-    n = len(images)
-    rows = -(-n // columns)
-    out = np.zeros((rows * side, columns * side), dtype=np.float32)
-    for k, image in enumerate(images):
-        r, c = divmod(k, columns)
-        out[r * side:(r + 1) * side, c * side:(c + 1) * side] = np.asarray(image).reshape(side, side)
-    return out
-
-
-def filters_image(W, limit=64):
-    """First-layer weights W: (D, H1) -> up to ``limit`` filters, each scaled to [0, 1]."""
-    W = np.asarray(W, dtype=np.float64)[:, :limit].T                  # (units, D)
-    lim = np.abs(W).max(axis=1, keepdims=True)
-    return tile(0.5 + 0.5 * W / np.where(lim > 0, lim, 1.0))
 
 
 class TensorBoard:

@@ -114,6 +114,25 @@ def test_predict_is_in_unit_interval_and_encode_has_layer_widths(rng):
         model.encode(x, layer=4)
 
 
+def test_decode_is_the_second_half_of_predict_bit_for_bit(rng):
+    model = Autoencoder(12, [8, 3, 8], seed=2)
+    x = rng.random((5, 12)).astype(np.float32)
+    for layer in (1, 2, 3):
+        assert np.array_equal(model.decode(model.encode(x, layer=layer), layer=layer), model.predict(x))
+    assert model.decode(np.zeros((4, 3), np.float32)).shape == (4, 12)   # default: the code layer
+    with pytest.raises(ValueError, match=r"shape \(N, 3\)"):
+        model.decode(np.zeros((4, 8), np.float32))
+    with pytest.raises(ValueError, match="layer must be"):
+        model.decode(np.zeros((4, 8), np.float32), layer=4)
+
+
+def test_parameter_count_is_every_weight_and_bias():
+    model = Autoencoder(10, [4, 2, 4])
+    assert model.n_params == 10 * 4 + 4 + 4 * 2 + 2 + 2 * 4 + 4 + 4 * 10 + 10 == model.flat_params.size
+    assert "116 parameters" in repr(model)
+    assert model.summary().splitlines()[-1].split()[-1] == "116"
+
+
 def test_same_seed_gives_bitwise_identical_training(rng):
     x = rng.uniform(size=(32, 20)).astype(np.float32)
 

@@ -16,15 +16,24 @@ import http.client
 import logging
 from pathlib import Path
 
-import pooch
-
 from minae._io import writable_dir
 from minae.data.registry import ROLES, get_info
 from minae.errors import DataError, DownloadError
 
 CHUNK = 1 << 16
-# pooch logs every download at INFO; minae shows a progress bar instead.
-pooch.get_logger().setLevel(logging.WARNING)
+
+
+def _pooch():
+    """pooch, imported where a download starts: reading files needs no downloader
+    (a machine with the data but without pooch, e.g. a GPU box offline, runs all else)."""
+    try:
+        import pooch
+    except ImportError as exc:
+        raise DownloadError("downloading a dataset needs pooch, which is not installed here: "
+                            "pip install pooch (a normal `pip install minae` includes it), or put the "
+                            "four IDX files in a folder and pass it with --data-dir") from exc
+    pooch.get_logger().setLevel(logging.WARNING)   # it logs every download at INFO; minae shows a bar
+    return pooch
 
 
 def file_digests(path):
@@ -60,6 +69,7 @@ def fetch(url, dest, info, *, timeout=30.0, progress=None):
     OSErrors) and DataError for a checksum mismatch; nothing is kept then.
     """
     dest = Path(dest)
+    pooch = _pooch()
     downloader = pooch.HTTPDownloader(progressbar=bool(progress), timeout=timeout)
     try:
         pooch.retrieve(url, known_hash=f"sha256:{info.sha256}", fname=dest.name, path=dest.parent,
