@@ -14,13 +14,13 @@ from minae.layers import Dense, ReLU, Sigmoid, sigmoid
 from minae.losses import bce, bce_loss, bce_with_logits, bce_with_logits_loss
 from minae.model import Autoencoder
 from minae.optim import SGD, Adam
-from minae.train import History, evaluate, fit
+from minae.train import History, StopTraining, evaluate, fit
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Adam", "Autoencoder", "Backend", "BackendError", "CheckpointError", "DataError", "Dense",
-    "DownloadError", "History", "MinaeError", "ReLU", "SGD", "Sigmoid", "WorkerError", "bce", "bce_loss",
-    "bce_with_logits", "bce_with_logits_loss", "cupy_available", "evaluate", "fit",
+    "DownloadError", "History", "MinaeError", "ReLU", "SGD", "Sigmoid", "StopTraining", "WorkerError",
+    "bce", "bce_loss", "bce_with_logits", "bce_with_logits_loss", "cupy_available", "evaluate", "fit",
     "get_namespace", "resolve_backend", "sigmoid",
 ]

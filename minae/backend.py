@@ -72,13 +72,7 @@ class Backend:
 
     def to_host(self, a) -> np.ndarray:
         """Copy an array back to a NumPy array (on a GPU this synchronises)."""
-        if self.name == "numpy":
-            return np.asarray(a)
-        if self.name == "cupy":
-            return a.get()
-        # A generic Array-API namespace: move to its default (CPU) device first.
-        cpu = self.xp.__array_namespace_info__().default_device()
-        return np.asarray(a.to_device(cpu))
+        return to_host(a)
 
     def synchronize(self) -> None:
         """Wait for queued GPU work (a no-op on the CPU); needed for timing."""
@@ -115,6 +109,21 @@ class WithOut:
             return out
 
         return call
+
+
+def to_host(a) -> np.ndarray:
+    """Any array (NumPy, CuPy, another Array-API library) or nested list as a
+    NumPy array. CuPy refuses ``np.asarray`` (a silent device-to-host copy), so
+    it is asked with ``.get()``; on a GPU this synchronises."""
+    if isinstance(a, np.ndarray):
+        return a
+    if type(a).__module__.partition(".")[0] == "cupy":
+        return a.get()
+    namespace = getattr(a, "__array_namespace__", None)
+    if namespace is not None and not isinstance(a, np.generic):
+        # A generic Array-API namespace: move to its default (CPU) device first.
+        return np.asarray(a.to_device(namespace().__array_namespace_info__().default_device()))
+    return np.asarray(a)
 
 
 def get_namespace(*arrays):

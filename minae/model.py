@@ -45,18 +45,14 @@ import numpy as np
 
 from minae._io import atomic_open
 from minae.backend import get_namespace, resolve_backend
+from minae.checks import positive_int
+from minae.checks import seed as check_seed
 from minae.errors import CheckpointError
 from minae.layers import Dense, ReLU, sigmoid
 from minae.losses import bce_with_logits, check_unit_interval
 
 CHECKPOINT_FORMAT = "minae-autoencoder"
 CHECKPOINT_VERSION = 1
-
-
-def positive_int(value, what):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"{what} must be a positive integer, got {value!r}")
-    return int(value)
 
 
 def _dtype_name(dtype):
@@ -91,7 +87,7 @@ class Autoencoder:
         if not self.hidden:
             raise ValueError("hidden must name at least one hidden layer, e.g. [32, 16, 32]")
         self.dtype = _dtype_name(dtype)
-        self.seed = int(seed)
+        self.seed = check_seed(seed, "seed")
         self.init = init
         self.backend = resolve_backend(backend)
         rng = np.random.default_rng(self.seed)

@@ -28,8 +28,9 @@ import time
 
 import numpy as np
 
+from minae.checks import positive_int
 from minae.diagnostics import DIAG_ROWS, epoch_diagnostics
-from minae.model import Autoencoder, positive_int
+from minae.model import Autoencoder
 from minae.optim import Adam
 from minae.train import History, _on_backend, batch_slices, evaluate, train_step
 

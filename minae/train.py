@@ -30,10 +30,15 @@ import numpy as np
 
 from minae._progress import progress_bar
 from minae.backend import get_namespace
+from minae.checks import positive_int
 from minae.diagnostics import DIAG_ROWS, epoch_diagnostics
 from minae.losses import bce_with_logits, bce_with_logits_loss
-from minae.model import positive_int
 from minae.optim import Adam
+
+
+class StopTraining(Exception):
+    """Raise from a callback's ``on_epoch_end`` to end training after that epoch
+    (a stop button, early stopping); ``fit`` returns the history so far."""
 
 
 @dataclass
@@ -115,7 +120,8 @@ def fit(model, x_train, x_val=None, *, epochs=100, batch_size=256, optimizer=Non
     on_epoch_end: called as on_epoch_end(epoch, history) after each epoch.
     callbacks:    objects with on_epoch_end(epoch, history, model), called
                   after each epoch (e.g. minae.tensorboard.TensorBoard), and
-                  close(history, model) once at the end if they have it.
+                  close(history, model) once at the end if they have it;
+                  on_epoch_end may raise StopTraining to end training there.
     diagnostics:  record minae.diagnostics' per-layer numbers each epoch in
                   history.diagnostics (on by default).
     live:         show minae.live.LiveView's figure each epoch (Jupyter, a
@@ -173,8 +179,11 @@ def fit(model, x_train, x_val=None, *, epochs=100, batch_size=256, optimizer=Non
             bar.set_postfix(train=f"{train_bce:.4f}", val=f"{val_bce:.4f}")
             if on_epoch_end is not None:
                 on_epoch_end(epoch, history)
-            for callback in callbacks:
-                callback.on_epoch_end(epoch, history, model)
+            try:
+                for callback in callbacks:
+                    callback.on_epoch_end(epoch, history, model)
+            except StopTraining:
+                break
             if not math.isfinite(train_bce) or (x_val is not None and not math.isfinite(val_bce)):
                 history.diverged_epoch = epoch
                 break

@@ -92,3 +92,23 @@ def test_fit_checks_the_data_once_up_front(rng):
         fit(Autoencoder(12, [3]), x, progress=False)
     with pytest.raises(ValueError, match=r"x_val must have shape \(N, 12\)"):
         fit(Autoencoder(12, [3]), _data(rng), np.zeros((3, 5)), progress=False)
+
+
+def test_a_callback_stops_training_after_its_epoch_and_is_closed():
+    from minae import StopTraining
+
+    class StopAtTwo:
+        closed = None
+
+        def on_epoch_end(self, epoch, history, model):
+            if epoch == 2:
+                raise StopTraining
+
+        def close(self, history, model):
+            self.closed = len(history.val_bce)
+
+    x = np.random.default_rng(0).random((64, 12)).astype(np.float32)
+    stopper = StopAtTwo()
+    history = fit(Autoencoder(12, [4]), x, x[:16], epochs=10, batch_size=16, progress=False,
+                  callbacks=[stopper])
+    assert len(history.val_bce) == 2 and stopper.closed == 2 and not history.diverged

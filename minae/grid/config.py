@@ -20,8 +20,8 @@ import json
 import os
 from dataclasses import dataclass
 
+from minae.checks import positive_int
 from minae.data.registry import get_info
-from minae.model import positive_int
 from minae.optim import FORMS, Adam, check_lr
 
 ORIGINAL_HIDDEN = ((32, 16, 32), (64, 32, 16, 32, 64), (128, 64, 32, 64, 128))
