@@ -20,6 +20,7 @@ argument, so a training loop can hand them preallocated buffers (None means
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -34,6 +35,15 @@ BACKENDS = ("auto", "numpy", "cupy")
 DTYPES = ("float32", "float64")
 
 CUPY_MIN_MAJOR = 14   # the first CuPy with the Array-API functions minae calls (xp.astype)
+# Every function minae calls on an array module (tests/test_backend.py checks the
+# list against the source), and the array attributes it uses. A CuPy that lacks
+# one is refused when the backend is chosen, not mid-epoch with an AttributeError.
+ARRAY_FUNCTIONS = (
+    "abs", "all", "asarray", "astype", "clip", "concat", "divide", "empty", "empty_like", "exp",
+    "greater_equal", "isfinite", "log", "log1p", "matmul", "max", "maximum", "mean", "min", "multiply",
+    "negative", "reshape", "sqrt", "stack", "std", "subtract", "sum", "take", "where", "zeros", "zeros_like",
+)
+ARRAY_ATTRIBUTES = ("mT",)   # ndarray.mT: the last two axes transposed (layers' backward)
 CUPY_INSTALL_HINT = (
     "install the CuPy wheel that matches your CUDA toolkit, e.g. "
     "`pip install cupy-cuda13x` for CUDA 13 or `pip install cupy-cuda12x` for "
@@ -66,9 +76,30 @@ class Backend:
     def asarray(self, a, dtype: str | None = None):
         """Copy a host (NumPy) array onto this backend's device."""
         kwargs = {} if dtype is None else {"dtype": self.dtype(dtype)}
-        if self.device is not None:
-            kwargs["device"] = self.device
-        return self.xp.asarray(a, **kwargs)
+        with self._device() as where:
+            return self.xp.asarray(a, **kwargs, **where)
+
+    def zeros(self, shape, dtype: str):
+        """A new array of zeros on this backend's device."""
+        with self._device() as where:
+            return self.xp.zeros(shape, dtype=self.dtype(dtype), **where)
+
+    def empty(self, shape, dtype: str):
+        """A new uninitialised array on this backend's device."""
+        with self._device() as where:
+            return self.xp.empty(shape, dtype=self.dtype(dtype), **where)
+
+    @contextlib.contextmanager
+    def _device(self):
+        """Where new arrays go: CuPy takes no ``device=`` argument (it allocates on the
+        current device, set with ``cupy.cuda.Device``); Array-API namespaces do."""
+        if self.device is None:
+            yield {}
+        elif self.name == "cupy":
+            with self.xp.cuda.Device(self.device):
+                yield {}
+        else:
+            yield {"device": self.device}
 
     def to_host(self, a) -> np.ndarray:
         """Copy an array back to a NumPy array (on a GPU this synchronises)."""
@@ -154,9 +185,16 @@ def _usable_cupy():
         import cupy
     except ImportError as exc:
         return None, f"CuPy is not installed ({exc})"
+    upgrade = "`pip install -U cupy-cuda13x`, or cupy-cuda12x for CUDA 12"
     if int(cupy.__version__.split(".")[0]) < CUPY_MIN_MAJOR:
         return None, (f"CuPy {cupy.__version__} is too old: minae needs CuPy {CUPY_MIN_MAJOR} or newer "
-                      "(`pip install -U cupy-cuda13x`, or cupy-cuda12x for CUDA 12)")
+                      f"({upgrade})")
+    ndarray = getattr(cupy, "ndarray", None)
+    missing = [name for name in ARRAY_FUNCTIONS if not hasattr(cupy, name)]
+    missing += [f"ndarray.{name}" for name in ARRAY_ATTRIBUTES if not hasattr(ndarray, name)]
+    if missing:
+        return None, (f"CuPy {cupy.__version__} lacks {', '.join(missing)}, which minae calls: upgrade it "
+                      f"({upgrade})")
     try:
         count = cupy.cuda.runtime.getDeviceCount()
         if count < 1:
@@ -201,9 +239,14 @@ def resolve_backend(backend: str | Backend = "numpy") -> Backend:
     return chosen
 
 
-def asarray_like(a, like):
-    """Copy host array ``a`` to ``like``'s namespace, device and dtype."""
+def asarray_like(a, like, dtype=None):
+    """Copy host array ``a`` to ``like``'s namespace and device, with ``like``'s dtype
+    (or ``dtype``)."""
     xp = get_namespace(like)
-    if xp is np or type(like).__module__.partition(".")[0] == "cupy":
-        return xp.asarray(a, dtype=like.dtype)   # CuPy's asarray takes no device=
-    return xp.asarray(a, dtype=like.dtype, device=like.device)
+    dtype = like.dtype if dtype is None else dtype
+    if xp is np:
+        return np.asarray(a, dtype=dtype)
+    if type(like).__module__.partition(".")[0] == "cupy":
+        with like.device:   # CuPy's asarray takes no device=; it allocates on the current device
+            return xp.asarray(a, dtype=dtype)
+    return xp.asarray(a, dtype=dtype, device=like.device)

@@ -12,15 +12,20 @@ or ``scripts/grid.py --engine fused``. Everything else, the layers included,
 runs the Python code of layers.py, losses.py and optim.py on the GPU too.
 
 Parity, and why: every kernel performs the Python code's operations in the
-same order and is compiled with ``--fmad=false`` (no fused multiply-adds,
-which would round once where NumPy rounds twice), with IEEE division and
-square roots and denormals kept (no ``-ftz``). So Adam gives the same bits as
+same order, each rounded once: +, -, * and / are written as CUDA's
+round-to-nearest intrinsics (``__fadd_rn``, ``__dmul_rn``, ...), which the
+compiler never fuses into a multiply-add that rounds once where NumPy and
+CuPy round twice. Everything else is compiled exactly as CuPy compiles its
+own elementwise kernels (no options of ours; CuPy adds ``-ftz=true`` to every
+kernel, its own and these, so float32 denormals flush to zero on both sides;
+division and square roots are IEEE). So Adam gives the same bits as
 ``Adam.update`` run on CuPy, and the loss the same bits as
 ``bce_with_logits`` on CuPy, whose exp and log1p are these same CUDA
-functions. Against NumPy on a CPU, CUDA's exp and log1p differ by 1-2 ulp,
-so float64 results agree to about 1e-12 relative, not bit for bit. The tests
-check both (tests/test_kernels.py) and compile every kernel with NVRTC even
-where there is no GPU.
+functions compiled the same way. Against NumPy on a CPU, CUDA's exp and log1p
+differ by 1-2 ulp (and float32 keeps denormals there), so results agree to
+about 1e-12 relative in float64, not bit for bit. The tests check both
+(tests/test_kernels.py) and compile every kernel with NVRTC even where there
+is no GPU.
 
 The CUDA sources are plain strings (``cuda_source``), so they can be compiled
 without CuPy or a device; CuPy is imported only when a kernel runs.
@@ -37,7 +42,7 @@ from minae.losses import _check_pair, check_finite
 from minae.optim import Adam
 
 KERNELS = ("minae_bce_logits", "minae_adam_keras", "minae_adam_textbook")
-COMPILE_OPTIONS = ("--fmad=false",)
+COMPILE_OPTIONS = ()   # CuPy's own: see "Parity" above
 THREADS = 256
 
 # One element per thread in a grid-stride loop; T is float or double.
@@ -53,9 +58,9 @@ extern "C" __global__ void minae_bce_logits(const T* z, const T* x, T* term, T* 
         const T zi = z[i], xi = x[i];
         const T e = EXP(-FABS(zi));
         const T relu = (zi > (T)0 || zi != zi) ? zi : (T)0;
-        term[i] = (relu - zi * xi) + LOG1P(e);
-        const T s = ((zi >= (T)0) ? (T)1 : e) / ((T)1 + e);
-        dz[i] = (s - xi) / count;
+        term[i] = ADD(SUB(relu, MUL(zi, xi)), LOG1P(e));
+        const T s = DIV((zi >= (T)0) ? (T)1 : e, ADD((T)1, e));
+        dz[i] = DIV(SUB(s, xi), count);
     }
 }
 
@@ -65,11 +70,11 @@ extern "C" __global__ void minae_adam_keras(T* p, const T* g, T* m, T* v, const 
                                             const T eps, const long long n) {
     LOOP(n) {
         const T gi = g[i];
-        const T mi = m[i] + (gi - m[i]) * one_minus_b1;
-        const T vi = v[i] + (gi * gi - v[i]) * one_minus_b2;
+        const T mi = ADD(m[i], MUL(SUB(gi, m[i]), one_minus_b1));
+        const T vi = ADD(v[i], MUL(SUB(MUL(gi, gi), v[i]), one_minus_b2));
         m[i] = mi;
         v[i] = vi;
-        p[i] = p[i] - (mi * lr_t) / (SQRT(vi) + eps);
+        p[i] = SUB(p[i], DIV(MUL(mi, lr_t), ADD(SQRT(vi), eps)));
     }
 }
 
@@ -80,17 +85,20 @@ extern "C" __global__ void minae_adam_textbook(T* p, const T* g, T* m, T* v, con
                                                const T eps, const long long n) {
     LOOP(n) {
         const T gi = g[i];
-        const T mi = m[i] * b1 + gi * one_minus_b1;
-        const T vi = v[i] * b2 + (gi * gi) * one_minus_b2;
+        const T mi = ADD(MUL(m[i], b1), MUL(gi, one_minus_b1));
+        const T vi = ADD(MUL(v[i], b2), MUL(MUL(gi, gi), one_minus_b2));
         m[i] = mi;
         v[i] = vi;
-        p[i] = p[i] - ((mi / c1) * lr) / (SQRT(vi / c2) + eps);
+        p[i] = SUB(p[i], DIV(MUL(DIV(mi, c1), lr), ADD(SQRT(DIV(vi, c2)), eps)));
     }
 }
 """
 
-_MATH = {"float": {"T": "float", "EXP": "expf", "LOG1P": "log1pf", "FABS": "fabsf", "SQRT": "sqrtf"},
-         "double": {"T": "double", "EXP": "exp", "LOG1P": "log1p", "FABS": "fabs", "SQRT": "sqrt"}}
+# Per type: the math functions, and + - * / as intrinsics that round once each and are never fused.
+_MATH = {"float": {"T": "float", "EXP": "expf", "LOG1P": "log1pf", "FABS": "fabsf", "SQRT": "sqrtf",
+                   "ADD": "__fadd_rn", "SUB": "__fsub_rn", "MUL": "__fmul_rn", "DIV": "__fdiv_rn"},
+         "double": {"T": "double", "EXP": "exp", "LOG1P": "log1p", "FABS": "fabs", "SQRT": "sqrt",
+                    "ADD": "__dadd_rn", "SUB": "__dsub_rn", "MUL": "__dmul_rn", "DIV": "__ddiv_rn"}}
 
 
 def cuda_source(ctype):
@@ -115,11 +123,24 @@ def _kernel(name, dtype):
 
 
 def _launch(name, arrays, scalars, n):
-    """Run kernel ``name`` over n elements of C-contiguous CuPy ``arrays``."""
-    for a in arrays:
+    """Run kernel ``name`` over n elements of C-contiguous CuPy ``arrays``.
+
+    The kernel reads raw memory as one type T: an array of another dtype or
+    with fewer than n elements would be read as the wrong bytes, so both are
+    refused here (the kernel cannot check).
+    """
+    dtype = arrays[0].dtype
+    if np.dtype(dtype).name not in ("float32", "float64"):
+        raise TypeError(f"{name} runs on float32 or float64 arrays, got {dtype}")
+    for k, a in enumerate(arrays):
+        if a.dtype != dtype:
+            raise TypeError(f"{name}: argument {k} is {a.dtype} but argument 0 is {dtype}; "
+                            "the kernel reads every array as one type")
+        if a.size < n:
+            raise ValueError(f"{name}: argument {k} has {a.size} elements, fewer than the {n} it reads")
         if not a.flags.c_contiguous:
-            raise ValueError(f"{name} needs C-contiguous arrays")
-    T = arrays[0].dtype.type
+            raise ValueError(f"{name} needs C-contiguous arrays (argument {k} is not)")
+    T = dtype.type
     blocks = max(1, min(-(-n // THREADS), 65535))
     _kernel(name, arrays[0].dtype)((blocks,), (THREADS,),
                                    (*arrays, *(T(s) for s in scalars), np.int64(n)))

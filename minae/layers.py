@@ -12,8 +12,8 @@ Dimension letters used in every docstring of minae:
     Z  width of the code (the narrowest hidden layer)
     K  models in a stack (a learning-rate sweep trained together)
 
-Every formula works on the last two axes (``matrix_transpose`` swaps just
-those, sums run over axis -2), so the same code trains one model, x: (N, D),
+Every formula works on the last two axes (``a.mT`` transposes just those,
+sums run over axis -2), so the same code trains one model, x: (N, D),
 or a stack of K models at once, x: (K, N, D) with W: (K, D_in, D_out). These
 are the very functions ``fit``, the grid and the stacked sweep run: edit one
 and every path changes.
@@ -140,12 +140,12 @@ class Dense:
         """
         _need_forward(self, self.x)
         xp = get_namespace(dout)
-        xp.matmul(xp.matrix_transpose(self.x), dout, out=self.dW)   # dW = x^T @ dout
+        xp.matmul(self.x.mT, dout, out=self.dW)   # dW = x^T @ dout
         # b is added to every row of the batch, so its gradient sums over rows.
         xp.sum(dout, axis=-2, out=self.db)                         # db = sum over n of dout
         if not need_dx:
             return None
-        return xp.matmul(dout, xp.matrix_transpose(self.W), out=out)   # dx = dout @ W^T
+        return xp.matmul(dout, self.W.mT, out=out)   # dx = dout @ W^T
 
 
 class ReLU:

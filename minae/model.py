@@ -134,21 +134,25 @@ class Autoencoder:
 
     def _flatten(self, weights, biases):
         """Put the given W and b arrays into one flat buffer (and dW, db into another);
-        every layer then holds views into them."""
-        xp = self.backend.xp
+        every layer then holds views into them.
+
+        One model: [W1, b1, W2, ...] back to back, (P,). A stack of K models:
+        the same blocks, each holding all K models' copies, (K * P,): block
+        W1 is then one contiguous (K, D_in, D_out) array, what a batched
+        matmul reads and writes without copying (on a GPU, CuPy would copy a
+        strided one first). ``model_index`` says which model each element is.
+        """
+        be = self.backend
         lead = () if self.stack_size is None else (self.stack_size,)
         shapes = [tuple(a.shape[len(lead):]) for pair in zip(weights, biases) for a in pair]
-        sizes = [math.prod(shape) for shape in shapes]
-        dtype = self.backend.dtype(self.dtype)
-        kwargs = {} if self.backend.device is None else {"device": self.backend.device}
-        self.flat_params = xp.zeros(lead + (sum(sizes),), dtype=dtype, **kwargs)   # (P,) or (K, P)
-        self.flat_grads = xp.zeros(lead + (sum(sizes),), dtype=dtype, **kwargs)
-
+        sizes = [math.prod(lead + shape) for shape in shapes]   # elements of each block
+        self.flat_params = be.zeros((sum(sizes),), self.dtype)   # (P,) or (K * P,)
+        self.flat_grads = be.zeros((sum(sizes),), self.dtype)
         self._layout = (lead, shapes, sizes)
         params, grads = self.views(self.flat_params), self.views(self.flat_grads)
-        if hasattr(xp, "shares_memory") and not all(xp.shares_memory(v, self.flat_params) for v in params):
+        if not all(_is_view_of(v, self.flat_params) for v in params):
             # A library whose reshape copied here would train copies the optimizer never sees.
-            raise RuntimeError(f"{xp.__name__}.reshape copied a slice of the flat parameter buffer "
+            raise RuntimeError(f"{be.name}'s reshape copied a slice of the flat parameter buffer "
                                "instead of viewing it; minae cannot train on this array library")
         for i, layer in enumerate(self.dense):
             params[2 * i][...] = weights[i]
@@ -156,6 +160,10 @@ class Autoencoder:
             layer.W, layer.b = params[2 * i], params[2 * i + 1]
             layer.dW, layer.db = grads[2 * i], grads[2 * i + 1]
             layer.x = None
+        self.model_index = None   # each block of a stack holds its K models' copies in turn
+        if lead:
+            index = [np.repeat(np.arange(lead[0]), size // lead[0]) for size in sizes]
+            self.model_index = be.asarray(np.concatenate(index))
 
     def views(self, flat):
         """[W1, b1, W2, b2, ...] as views into ``flat``, any array laid out like
@@ -163,9 +171,15 @@ class Autoencoder:
         lead, shapes, sizes = self._layout
         out, start = [], 0
         for shape, size in zip(shapes, sizes):
-            out.append(get_namespace(flat).reshape(flat[..., start:start + size], lead + shape))
+            out.append(get_namespace(flat).reshape(flat[start:start + size], lead + shape))
             start += size
         return out
+
+    def model_flat(self, flat, k):
+        """Model k's own (P,) buffer, laid out as one model's ``flat_params``, copied out
+        of ``flat``, a stack's (K * P,) array (its parameters, gradients or moments)."""
+        xp = get_namespace(flat)
+        return xp.concat([xp.reshape(v[k], (-1,)) for v in self.views(flat)])
 
     def __repr__(self):
         stacked = "" if self.stack_size is None else f", stack_size={self.stack_size}"
@@ -371,6 +385,15 @@ class Autoencoder:
         return model
 
 
+def _is_view_of(view, flat):
+    """Whether ``view`` shares ``flat``'s memory. CuPy's shares_memory sorts address
+    arrays on the device and synchronises, so its pointers are compared instead."""
+    if hasattr(view, "data") and hasattr(view.data, "ptr"):   # CuPy
+        return flat.data.ptr <= view.data.ptr < flat.data.ptr + flat.nbytes
+    xp = get_namespace(flat)
+    return not hasattr(xp, "shares_memory") or xp.shares_memory(view, flat)
+
+
 def _read_checkpoint(path):
     """Return (metadata dict, {name: array}) or raise CheckpointError."""
     path = Path(path)
@@ -416,13 +439,11 @@ class Workspace:
     """
 
     def __init__(self, model, batch_size):
-        xp, dtype = model.backend.xp, model.backend.dtype(model.dtype)
         lead = () if model.stack_size is None else (model.stack_size,)
         widths = [*model.hidden, model.input_dim]
-        kwargs = {} if model.backend.device is None else {"device": model.backend.device}
 
         def buffer(width):
-            return xp.empty(lead + (batch_size, width), dtype=dtype, **kwargs)
+            return model.backend.empty(lead + (batch_size, width), model.dtype)
 
         self.batch_size = batch_size
         self.act = [buffer(w) for w in widths]

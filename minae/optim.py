@@ -38,6 +38,7 @@ import numbers
 import numpy as np
 
 from minae.backend import asarray_like, get_namespace
+from minae.checks import finite_real
 
 FORMS = ("keras", "textbook")
 
@@ -53,53 +54,84 @@ def check_lr(lr):
     return float(lr)
 
 
-def _host(lr):
-    """A learning rate as a float, or K of them as a float64 NumPy array."""
-    return lr if isinstance(lr, float) else np.asarray(lr, dtype=np.float64)
+def per_model(value, p, models=None):
+    """A step size for parameter array p: a Python float as it is; K values (one
+    per stacked model, a float64 array on p's device) as an array of p's dtype:
 
-
-def per_model(value, p):
-    """A step size for parameter p: a Python float as it is; K values (one per
-    stacked model) as a (K, 1, ...) array of p's dtype on p's device."""
+        models None:  (K, 1, ...), broadcast over p's leading axis K
+        models given: for a stack's flat buffer (K * P,), which model each element
+                      belongs to (``Autoencoder.model_index``); each element gets
+                      its own model's value.
+    """
     if isinstance(value, float):
         return value
-    host = np.asarray(value, dtype=np.float64).reshape((-1,) + (1,) * (p.ndim - 1))
-    return asarray_like(host, p)
+    xp = get_namespace(p)
+    value = xp.astype(value, p.dtype)   # rounded once, from float64, as a Python float would be
+    if models is None:
+        return xp.reshape(value, (-1,) + (1,) * (p.ndim - 1))
+    return xp.take(value, models, axis=0)
+
+
+class _Rates:
+    """The learning rate(s) an optimizer holds: a float, or K of them kept on the
+    parameters' device once (no upload per step; on a GPU an upload waits for it)."""
+
+    def __init__(self, lr, models):
+        self.lr = check_lr(lr)
+        self.models = models
+        self._device = None
+
+    def on(self, p):
+        """The learning rate for arrays like p: a float, or K float64 values on p's device."""
+        if isinstance(self.lr, float):
+            return self.lr
+        if self._device is None:
+            self._device = asarray_like(np.asarray(self.lr), p, dtype=get_namespace(p).float64)
+        return self._device
 
 
 class SGD:
-    """p -= lr * g: the update every other rule refines."""
+    """p -= lr * g: the update every other rule refines.
 
-    def __init__(self, lr=0.01):
-        self.lr = check_lr(lr)
+    lr: a number > 0, or one per stacked model (see ``per_model``; models: a
+    stack's ``model_index`` when stepping its flat buffer).
+    """
+
+    def __init__(self, lr=0.01, *, models=None):
+        self._rates = _Rates(lr, models)
+        self.lr = self._rates.lr
 
     def step(self, params, grads):
         for p, g in zip(params, grads, strict=True):
-            p -= per_model(self.lr, p) * g
+            p -= per_model(self._rates.on(p), p, self._rates.models) * g
 
 
 class Adam:
     """Adam with bias-corrected moments; see the module docstring for forms.
 
-    lr: step size (> 0), or one per stacked model; beta1, beta2: moment decay
-    rates in [0, 1); eps: > 0, added to the root of the second moment;
-    form: "keras" (default) or "textbook".
+    lr: step size (> 0), or one per stacked model (see ``per_model``); beta1,
+    beta2: moment decay rates in [0, 1); eps: > 0, added to the root of the
+    second moment; form: "keras" (default) or "textbook"; models: a stack's
+    ``model_index`` when its flat buffer is stepped with one lr per model.
     """
 
-    def __init__(self, lr=0.001, beta1=0.9, beta2=0.999, eps=1e-7, form="keras"):
-        lr = check_lr(lr)
+    def __init__(self, lr=0.001, beta1=0.9, beta2=0.999, eps=1e-7, form="keras", *, models=None):
+        self._rates = _Rates(lr, models)
         for name, beta in (("beta1", beta1), ("beta2", beta2)):
             if isinstance(beta, bool) or not (isinstance(beta, numbers.Real) and 0.0 <= beta < 1.0):
                 raise ValueError(f"{name} must be in [0, 1), got {beta!r}")
-        if not (isinstance(eps, (int, float)) and math.isfinite(eps) and eps > 0):
+        eps = finite_real(eps, "eps")
+        if eps <= 0:
             raise ValueError(f"eps must be a finite number > 0, got {eps!r}")
         if form not in FORMS:
             raise ValueError(f"unknown Adam form {form!r}; choose one of {FORMS}")
-        self.lr, self.beta1, self.beta2, self.eps, self.form = lr, beta1, beta2, eps, form
+        self.lr, self.beta1, self.beta2, self.eps, self.form = self._rates.lr, float(beta1), float(beta2), \
+            eps, form
         self.t = 0          # steps taken so far
         self.m = None       # first moments, one array per parameter
         self.v = None       # second moments
         self._scratch = None
+        self._bound = None  # the parameter arrays m and v belong to (set by the first step)
 
     def step(self, params, grads):
         """Update every p in ``params`` in place from the g in ``grads``."""
@@ -107,11 +139,16 @@ class Adam:
             # zeros_like keeps each parameter's shape, dtype and device.
             self.m = [get_namespace(p).zeros_like(p) for p in params]
             self.v = [get_namespace(p).zeros_like(p) for p in params]
-        if len(params) != len(self.m) or any(p.shape != m.shape for p, m in zip(params, self.m)):
-            raise ValueError(f"this Adam holds moments for {len(self.m)} arrays of other shapes than the "
-                             f"{len(params)} it was given: it belongs to another model, or was stepped on "
-                             "model.params and now on [model.flat_params] (what fit passes). Make a new "
-                             "optimizer for each model and each way of stepping it")
+        if self._bound is None:
+            self._bound = list(params)   # the arrays these moments belong to, from now on
+        if len(params) != len(self._bound) or any(p is not q for p, q in zip(params, self._bound)) \
+                or any(p.shape != m.shape for p, m in zip(params, self.m)):
+            # Moments of other arrays, even of a model of the same shape, would silently
+            # steer this one with another model's gradient history.
+            raise ValueError("this Adam holds moments for other arrays than the ones it was given: it "
+                             "belongs to another model, or was stepped on model.params and now on "
+                             "[model.flat_params] (what fit passes). Make a new optimizer for each model "
+                             "and each way of stepping it")
         if self._scratch is None or len(self._scratch) != len(params):
             self._scratch = [(get_namespace(p).empty_like(p), get_namespace(p).empty_like(p))
                              for p in params]
@@ -127,9 +164,10 @@ class Adam:
         xp = get_namespace(p)
         tmp, tmp2 = scratch
         b1, b2, t = self.beta1, self.beta2, self.t
+        lr = self._rates.on(p)
         if self.form == "keras":
-            # In float64 on the host, then rounded once to p's dtype, as a Python float would be.
-            lr_t = per_model(_host(self.lr) * math.sqrt(1.0 - b2**t) / (1.0 - b1**t), p)
+            # In float64, then rounded once to p's dtype, as a Python float would be.
+            lr_t = per_model(lr * math.sqrt(1.0 - b2**t) / (1.0 - b1**t), p, self._rates.models)
             # m += (1 - b1) * (g - m)      (Keras/TF's form of m = b1*m + (1-b1)*g)
             xp.subtract(g, m, out=tmp)
             tmp *= 1.0 - b1
@@ -154,7 +192,7 @@ class Adam:
             v += tmp
             # p -= lr * m_hat / (sqrt(v_hat) + eps),  m_hat = m / (1 - b1**t),  v_hat = v / (1 - b2**t)
             xp.divide(m, 1.0 - b1**t, out=tmp)
-            tmp *= per_model(self.lr, p)
+            tmp *= per_model(lr, p, self._rates.models)
             xp.divide(v, 1.0 - b2**t, out=tmp2)
             xp.sqrt(tmp2, out=tmp2)
         tmp2 += self.eps

@@ -78,7 +78,8 @@ def fit_stacked(models, optimizers, x_train, x_val=None, *, epochs=100, batch_si
     x_train = _on_backend(models[0], x_train, "x_train")
     x_val = _on_backend(models[0], x_val, "x_val") if x_val is not None else None
     opt0 = optimizers[0]
-    adam = Adam([opt.lr for opt in optimizers], opt0.beta1, opt0.beta2, opt0.eps, opt0.form)
+    adam = Adam([opt.lr for opt in optimizers], opt0.beta1, opt0.beta2, opt0.eps, opt0.form,
+                models=stack.model_index)   # model k's elements step with lr k
     work = stack.workspace(batch_size)
     n, d = x_train.shape
     rngs = [np.random.default_rng(s) for s in seeds]
@@ -123,6 +124,6 @@ def fit_stacked(models, optimizers, x_train, x_val=None, *, epochs=100, batch_si
             stack.unstack_into(k, models[k])
         # Hand each optimizer its own moments, so training can go on with fit().
         optimizers[k].t = adam.t
-        optimizers[k].m = [m[k].copy() for m in adam.m]
-        optimizers[k].v = [v[k].copy() for v in adam.v]
+        optimizers[k].m = [stack.model_flat(m, k) for m in adam.m]
+        optimizers[k].v = [stack.model_flat(v, k) for v in adam.v]
     return histories

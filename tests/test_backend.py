@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from minae import Autoencoder, BackendError
-from minae.backend import Backend, cupy_available, get_namespace, resolve_backend
+from minae.backend import ARRAY_FUNCTIONS, Backend, cupy_available, get_namespace, resolve_backend
 from minae.optim import Adam
 
 
@@ -104,3 +104,91 @@ def test_cupy_older_than_14_is_refused_with_the_upgrade_command(monkeypatch):
     assert "pip install -U cupy-cuda13x" in why
     with pytest.raises(BackendError, match="too old"):
         resolve_backend("cupy")
+
+
+def _fake_cupy(version="14.2.0", lacks=()):
+    """A module that looks like CuPy to minae.backend, with only what the test needs."""
+    import types
+
+    fake = types.ModuleType("cupy")
+    fake.__version__ = version
+    for name in ARRAY_FUNCTIONS:
+        if name not in lacks:
+            setattr(fake, name, getattr(np, name, None) or (lambda *a, **k: None))
+    fake.ndarray = type("ndarray", (), {} if "ndarray.mT" in lacks else {"mT": property(lambda self: self)})
+    return fake
+
+
+@pytest.mark.parametrize("lacks", [("log1p",), ("ndarray.mT",), ("concat", "take")])
+def test_a_cupy_without_a_function_minae_calls_is_refused_with_the_upgrade_command(monkeypatch, lacks):
+    import sys
+
+    from minae.backend import _usable_cupy
+
+    monkeypatch.setitem(sys.modules, "cupy", _fake_cupy("14.0.0", lacks))
+    module, why = _usable_cupy()
+    assert module is None
+    assert f"CuPy 14.0.0 lacks {', '.join(lacks)}, which minae calls" in why
+    assert "pip install -U cupy-cuda13x" in why
+
+
+def test_array_functions_lists_every_function_minae_calls_on_an_array_module():
+    import pathlib
+    import re
+
+    import minae
+
+    called = set()
+    for path in pathlib.Path(minae.__file__).parent.rglob("*.py"):
+        text = path.read_text()
+        called |= set(re.findall(r"\bxp\.([a-z_0-9]+)\(", text))
+        called |= set(re.findall(r"get_namespace\([^)]*\)\.([a-z_0-9]+)\(", text))
+    # isdtype: only WithOut calls it, on strict namespaces; shares_memory: asked for with hasattr.
+    assert called - {"isdtype", "shares_memory"} <= set(ARRAY_FUNCTIONS), \
+        f"add to ARRAY_FUNCTIONS: {sorted(called - {'isdtype', 'shares_memory'} - set(ARRAY_FUNCTIONS))}"
+
+
+def test_a_cupy_backend_on_a_device_allocates_there_without_a_device_argument(monkeypatch):
+    import contextlib
+    import types
+
+    current = []
+
+    @contextlib.contextmanager
+    def device(index):
+        current.append(index)
+        yield
+        current.pop()
+
+    def refuses_device(name):
+        def make(*args, device=None, **kwargs):   # CuPy's allocators take no device=
+            assert device is None, f"cupy.{name} was passed device="
+            return ("on", current[-1] if current else None, getattr(np, name)(*args, **kwargs))
+        return make
+
+    fake = types.SimpleNamespace(cuda=types.SimpleNamespace(Device=device), float32=np.float32,
+                                 float64=np.float64, **{n: refuses_device(n) for n in ("zeros", "empty",
+                                                                                      "asarray")})
+    be = Backend("cupy", fake, device=1)
+    assert be.zeros((2,), "float32")[:2] == ("on", 1)
+    assert be.empty((2,), "float64")[:2] == ("on", 1)
+    assert be.asarray(np.ones(3), "float32")[:2] == ("on", 1)
+    assert Backend("cupy", fake).zeros((2,), "float32")[:2] == ("on", None)
+
+
+def test_to_host_asks_cupy_arrays_with_get_never_numpy_asarray():
+    from minae.backend import to_host
+
+    class FakeCupyArray:
+        __module__ = "cupy._core.core"
+
+        def __array__(self, *args, **kwargs):   # as CuPy: no silent device-to-host copy
+            raise TypeError("Implicit conversion to a NumPy array is not allowed")
+
+        def get(self):
+            return np.arange(3.0)
+
+    np.testing.assert_array_equal(to_host(FakeCupyArray()), [0.0, 1.0, 2.0])
+    assert to_host([[1, 2]]).shape == (1, 2)
+    a = np.ones(2)
+    assert to_host(a) is a

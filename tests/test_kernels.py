@@ -53,7 +53,9 @@ def nvrtc_compile(lib, source, options):
 def test_every_kernel_compiles_with_nvrtc(arch, ctype):
     lib = _nvrtc()
     source = kernels.cuda_source(ctype)
-    ok, log, cubin = nvrtc_compile(lib, source, [f"--gpu-architecture={arch}", *kernels.COMPILE_OPTIONS])
+    # -ftz=true: CuPy adds it to every kernel it compiles.
+    ok, log, cubin = nvrtc_compile(lib, source, [f"--gpu-architecture={arch}", "-ftz=true",
+                                                 *kernels.COMPILE_OPTIONS])
     assert ok, f"{ctype} kernels for {arch} do not compile:\n{log}"
     assert cubin > 0
     for name in kernels.KERNELS:
@@ -68,6 +70,28 @@ def test_the_compile_check_fails_on_a_broken_kernel():
     mistyped = kernels.cuda_source("double").replace("const T gi = g[i];", "T* gi = g[i];", 1)
     ok, log, _ = nvrtc_compile(lib, mistyped, ["--gpu-architecture=sm_90"])
     assert not ok, "assigning a value to a pointer should not compile"
+
+
+def test_kernel_arithmetic_is_written_with_intrinsics_that_never_fuse():
+    # A bare a * b + c may compile to one fused multiply-add (one rounding where
+    # CuPy's separate kernels round twice); the intrinsics cannot be fused.
+    source = kernels.cuda_source("float")
+    body = source[source.index("extern"):]
+    for line in body.splitlines():
+        if "=" in line and ("[i] =" in line or line.strip().startswith("const T")):
+            rhs = line.split("=", 1)[1]
+            assert not any(f" {op} " in rhs for op in "+-*/"), f"bare arithmetic: {line.strip()}"
+    assert "__fadd_rn" in source and "__dmul_rn" in kernels.cuda_source("double")
+
+
+@pytest.mark.parametrize("bad", ["dtype", "size"])
+def test_launch_refuses_arrays_the_kernel_would_misread(bad):
+    # Checked before any CUDA call, so this runs without a GPU (NumPy arrays stand in).
+    z = np.zeros((4, 5), np.float32)
+    x = np.zeros((4, 5), np.float64) if bad == "dtype" else np.zeros((4, 4), np.float32)
+    term, dz = np.empty_like(z), np.empty_like(z)
+    with pytest.raises((TypeError, ValueError), match="argument 1 (is float64|has 16 elements)"):
+        kernels._launch("minae_bce_logits", [z, x, term, dz], [20], z.size)
 
 
 def test_cuda_source_refuses_other_types():

@@ -67,8 +67,16 @@ def test_a_stack_of_models_computes_each_models_own_numbers(rng):
         for layer in m.dense:
             layer.b += 0.1 * rng.standard_normal(layer.b.shape)
     stack = Autoencoder.stack(models)
-    assert stack.stack_size == 3 and stack.flat_params.shape == (3, models[0].flat_params.size)
+    assert stack.stack_size == 3 and stack.flat_params.shape == (3 * models[0].flat_params.size,)
     assert stack.params[0].shape == (3, 12, 7) and stack.params[1].shape == (3, 7)
+    # Each block holds the K copies of one parameter back to back, so a batched
+    # matmul reads W and writes dW in place, contiguous (a GPU copies strided operands).
+    assert all(a.flags.c_contiguous for a in (*stack.params, *stack.grads))
+    for k, m in enumerate(models):
+        np.testing.assert_array_equal(stack.model_flat(stack.flat_params, k), m.flat_params)
+        # model_index marks model k's elements: the same numbers, in block order.
+        own = stack.flat_params[stack.model_index == k]
+        np.testing.assert_array_equal(np.sort(own), np.sort(m.flat_params))
     x = rng.uniform(size=(3, 5, 12))
     losses, grads = stack.loss(x)
     assert losses.shape == (3,)
@@ -79,7 +87,7 @@ def test_a_stack_of_models_computes_each_models_own_numbers(rng):
             np.testing.assert_allclose(g_stack[k], g, rtol=1e-12, atol=1e-16)
     shared = rng.uniform(size=(4, 12))   # one input for all K broadcasts
     np.testing.assert_allclose(stack.predict(shared)[1], models[1].predict(shared), rtol=1e-13)
-    stack.flat_params[2] += 1.0
+    stack.flat_params[stack.model_index == 2] += 1.0   # model 2's elements only
     stack.unstack_into(2, models[0])
     np.testing.assert_allclose(models[0].params[0], models[2].params[0] + 1.0)
 

@@ -25,11 +25,11 @@ from minae.grid import GridConfig, run_grid
 
 def dense_backward_without_transpose(self, dout, out=None, need_dx=True):
     xp = get_namespace(dout)  # noqa: F821 -- resolved in minae.layers
-    xp.matmul(xp.matrix_transpose(self.x), dout, out=self.dW)
+    xp.matmul(self.x.mT, dout, out=self.dW)
     xp.mean(dout, axis=-2, out=self.db)   # bug: the mean, not the sum, over the batch
     if not need_dx:
         return None
-    return xp.matmul(dout, xp.matrix_transpose(self.W), out=out)
+    return xp.matmul(dout, self.W.mT, out=out)
 
 
 def relu_forward_leaky(self, x, out=None):
@@ -57,7 +57,8 @@ def adam_update_without_bias_correction(self, p, g, m, v, scratch):
     m += (1.0 - self.beta1) * g
     v *= self.beta2
     v += (1.0 - self.beta2) * (g * g)
-    p -= per_model(self.lr, p) * m / (xp.sqrt(v) + self.eps)  # noqa: F821 -- bug: no 1 - beta**t
+    lr = per_model(self._rates.on(p), p, self._rates.models)  # noqa: F821
+    p -= lr * m / (xp.sqrt(v) + self.eps)   # bug: no 1 - beta**t
 
 
 EDITS = {

@@ -101,3 +101,42 @@ def test_one_learning_rate_per_stacked_model_equals_separate_optimizers(form, rn
     np.testing.assert_array_equal(sgd, [[0.5] * 4, [0.75] * 4])
     with pytest.raises(ValueError, match="finite number > 0"):
         Adam([0.1, -1.0])
+
+
+def test_adam_refuses_to_carry_its_moments_to_another_model_of_the_same_shape():
+    opt = Adam()
+    a, b = np.zeros(2), np.zeros(2)
+    opt.step([a], [np.ones(2)])
+    opt.step([a], [np.ones(2)])        # the same arrays again: fine
+    with pytest.raises(ValueError, match="other arrays than the ones it was given"):
+        opt.step([b], [np.ones(2)])
+
+
+def test_numpy_scalars_are_accepted_wherever_python_numbers_are():
+    opt = Adam(np.float32(0.01), np.float64(0.9), np.float32(0.999), np.float32(1e-7))
+    assert (type(opt.lr), type(opt.beta1), type(opt.eps)) == (float, float, float)
+    assert opt.eps == float(np.float32(1e-7))
+    with pytest.raises(ValueError, match="eps must be a finite number"):
+        Adam(eps=np.float64("nan"))
+
+
+@pytest.mark.parametrize("form", ["keras", "textbook"])
+def test_per_model_rates_on_a_stacks_flat_buffer_follow_its_model_index(form, rng):
+    # A stack's flat buffer holds each parameter's K copies back to back; model_index
+    # says whose each element is. Stepping it equals K separate optimizers, bit for bit.
+    lrs = [0.1, 0.01, 0.001]
+    sizes = [6, 2]                                       # two parameter blocks per model
+    index = np.concatenate([np.repeat(np.arange(3), s) for s in sizes])
+    p0 = rng.standard_normal(index.size).astype(np.float32)
+    grads = [rng.standard_normal(index.size).astype(np.float32) for _ in range(3)]
+    flat, opt = p0.copy(), Adam(lrs, 0.9, 0.99, 1e-7, form, models=index)
+    own = [p0[index == k].copy() for k in range(3)]
+    opts = [Adam(lr, 0.9, 0.99, 1e-7, form) for lr in lrs]
+    for g in grads:
+        opt.step([flat], [g])
+        for k in range(3):
+            opts[k].step([own[k]], [g[index == k]])
+    for k in range(3):
+        assert flat[index == k].tobytes() == own[k].tobytes()
+    rates = opt._rates.on(flat)
+    assert rates is opt._rates.on(flat) and rates.dtype == np.float64   # made once, kept on the device
