@@ -34,25 +34,18 @@ Public contract (other code in minae relies on it):
 
 from __future__ import annotations
 
-import json
 import math
 import numbers
-import zipfile
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
-from minae._io import atomic_open
+from minae import checkpoint
 from minae.backend import get_namespace, resolve_backend
 from minae.checks import positive_int
 from minae.checks import seed as check_seed
-from minae.errors import CheckpointError
-from minae.layers import Dense, ReLU, sigmoid
+from minae.layers import Dense, ReLU, init_weights, sigmoid
 from minae.losses import bce_with_logits, check_unit_interval
-
-CHECKPOINT_FORMAT = "minae-autoencoder"
-CHECKPOINT_VERSION = 1
 
 
 def _dtype_name(dtype):
@@ -76,27 +69,34 @@ class Autoencoder:
     init:      weight initialiser name (default "glorot_uniform", as Keras).
     """
 
-    stack_size = None   # K for a stack of models (see ``stack``), None for one model
-
     def __init__(self, input_dim, hidden, *, seed=0, dtype="float32", backend="numpy",
                  init="glorot_uniform"):
-        self.input_dim = positive_int(input_dim, "input_dim")
+        input_dim = positive_int(input_dim, "input_dim")
         if isinstance(hidden, (str, bytes)) or not hasattr(hidden, "__iter__"):
             raise ValueError(f"hidden must be a list of layer widths, got {hidden!r}")
-        self.hidden = [positive_int(h, f"hidden layer width {i + 1}") for i, h in enumerate(hidden)]
-        if not self.hidden:
+        hidden = [positive_int(h, f"hidden layer width {i + 1}") for i, h in enumerate(hidden)]
+        if not hidden:
             raise ValueError("hidden must name at least one hidden layer, e.g. [32, 16, 32]")
-        self.dtype = _dtype_name(dtype)
-        self.seed = check_seed(seed, "seed")
-        self.init = init
-        self.backend = resolve_backend(backend)
-        rng = np.random.default_rng(self.seed)
-        sizes = [self.input_dim, *self.hidden, self.input_dim]
-        self.dense = [Dense(d_in, d_out, rng=rng, init=init, backend=self.backend, dtype=self.dtype)
-                      for d_in, d_out in zip(sizes[:-1], sizes[1:])]
+        seed = check_seed(seed, "seed")
+        rng = np.random.default_rng(seed)
+        sizes = [input_dim, *hidden, input_dim]
+        # Drawn on the host, layer by layer from one generator, so that a CPU run
+        # and a GPU run start from the very same weights.
+        weights = [init_weights(init, rng, d_in, d_out) for d_in, d_out in zip(sizes[:-1], sizes[1:])]
+        biases = [np.zeros(d_out) for d_out in sizes[1:]]   # zeros, as Keras
+        self._build(input_dim, hidden, _dtype_name(dtype), resolve_backend(backend), weights, biases,
+                    seed=seed, init=init)
+
+    def _build(self, input_dim, hidden, dtype, backend, weights, biases, *, seed, init, stack_size=None):
+        """Set every attribute of a model (or of a stack of K, with weights (K, D_in, D_out)):
+        the one place they are set, for new, stacked and loaded models alike."""
+        self.input_dim, self.hidden, self.dtype, self.backend = input_dim, list(hidden), dtype, backend
+        self.seed, self.init, self.stack_size = seed, init, stack_size
+        self.dense = [Dense.__new__(Dense) for _ in weights]   # W, b, dW, db: views set by _flatten
         self.relus = [ReLU() for _ in self.hidden]
         self.extra = None   # what save(extra=...) stored, once loaded
-        self._flatten([layer.W for layer in self.dense], [layer.b for layer in self.dense])
+        self._flatten(weights, biases)
+        return self
 
     @classmethod
     def stack(cls, models):
@@ -115,17 +115,12 @@ class Autoencoder:
             if (m.input_dim, m.hidden, m.dtype, m.backend.name) != (first.input_dim, first.hidden,
                                                                      first.dtype, first.backend.name):
                 raise ValueError("stacked models must share input_dim, hidden, dtype and backend")
-        stacked = cls.__new__(cls)
-        stacked.__dict__.update(input_dim=first.input_dim, hidden=list(first.hidden), dtype=first.dtype,
-                                seed=None, init=first.init, backend=first.backend, stack_size=len(models),
-                                extra=None)
-        sizes = [first.input_dim, *first.hidden, first.input_dim]
-        stacked.dense = [Dense.__new__(Dense) for _ in sizes[1:]]
-        stacked.relus = [ReLU() for _ in first.hidden]
-        xp = first.backend.xp
-        stacked._flatten([xp.stack([m.dense[i].W for m in models]) for i in range(len(sizes) - 1)],
-                         [xp.stack([m.dense[i].b for m in models]) for i in range(len(sizes) - 1)])
-        return stacked
+        xp, layers = first.backend.xp, range(len(first.dense))
+        return cls.__new__(cls)._build(
+            first.input_dim, first.hidden, first.dtype, first.backend,
+            [xp.stack([m.dense[i].W for m in models]) for i in layers],
+            [xp.stack([m.dense[i].b for m in models]) for i in layers],
+            seed=None, init=first.init, stack_size=len(models))
 
     def unstack_into(self, k, model):
         """Copy model k of this stack into ``model`` (same architecture), in place."""
@@ -155,8 +150,8 @@ class Autoencoder:
             raise RuntimeError(f"{be.name}'s reshape copied a slice of the flat parameter buffer "
                                "instead of viewing it; minae cannot train on this array library")
         for i, layer in enumerate(self.dense):
-            params[2 * i][...] = weights[i]
-            params[2 * i + 1][...] = biases[i]
+            params[2 * i][...] = _on(be, weights[i], self.dtype)
+            params[2 * i + 1][...] = _on(be, biases[i], self.dtype)
             layer.W, layer.b = params[2 * i], params[2 * i + 1]
             layer.dW, layer.db = grads[2 * i], grads[2 * i + 1]
             layer.x = None
@@ -339,48 +334,21 @@ class Autoencoder:
         self._flatten(weights, biases)
         return self
 
-    def metadata(self):
-        return {"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION,
-                "input_dim": self.input_dim, "hidden": self.hidden, "dtype": self.dtype,
-                "seed": self.seed, "init": self.init}
-
     def save(self, path, extra=None):
         """Write weights (.npz) with JSON metadata; atomic (never half-written).
 
         extra: optional JSON-serialisable dict stored beside the metadata.
         """
-        if self.stack_size is not None:
-            raise ValueError("save the models of a stack one by one (unstack_into each first)")
-        path = Path(path)
-        meta = self.metadata()
-        if extra is not None:
-            meta["extra"] = extra
-        arrays = {"minae_meta": np.array(json.dumps(meta))}
-        for i, layer in enumerate(self.dense, start=1):
-            arrays[f"W{i}"] = self.backend.to_host(layer.W)
-            arrays[f"b{i}"] = self.backend.to_host(layer.b)
-        with atomic_open(path) as f:
-            np.savez(f, **arrays)
-        return path
+        return checkpoint.save(self, path, extra)
 
     @classmethod
-    def load(cls, path, backend="numpy"):
-        """Rebuild a model saved with ``save`` onto ``backend``."""
-        meta, arrays = _read_checkpoint(path)
-        try:
-            model = cls(meta["input_dim"], meta["hidden"], seed=meta["seed"], dtype=meta["dtype"],
-                        backend=backend, init=meta["init"])
-        except (KeyError, TypeError, ValueError) as exc:
-            raise CheckpointError(f"{path}: its minae metadata is incomplete or wrong ("
-                                  f"{type(exc).__name__}: {exc}); the file is damaged or was not "
-                                  "written by Autoencoder.save") from exc
-        for i, layer in enumerate(model.dense, start=1):
-            for name, current in ((f"W{i}", layer.W), (f"b{i}", layer.b)):
-                if name not in arrays or arrays[name].shape != tuple(current.shape):
-                    raise CheckpointError(f"{path}: array {name} is missing or has the wrong "
-                                          f"shape for hidden={meta['hidden']}; the file is damaged")
-            layer.W[...] = model.backend.asarray(arrays[f"W{i}"], model.dtype)
-            layer.b[...] = model.backend.asarray(arrays[f"b{i}"], model.dtype)
+    def load(cls, path, backend="numpy", finite=True):
+        """Rebuild a model saved with ``save`` onto ``backend``. The file is checked
+        first (minae.checkpoint); finite=False also loads NaN or infinite weights."""
+        meta, weights, biases = checkpoint.read(path, finite=finite)
+        model = cls.__new__(cls)._build(meta["input_dim"], meta["hidden"], meta["dtype"],
+                                        resolve_backend(backend), weights, biases, seed=meta["seed"],
+                                        init=meta["init"])
         model.extra = meta.get("extra")
         return model
 
@@ -394,38 +362,9 @@ def _is_view_of(view, flat):
     return not hasattr(xp, "shares_memory") or xp.shares_memory(view, flat)
 
 
-def _read_checkpoint(path):
-    """Return (metadata dict, {name: array}) or raise CheckpointError."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no checkpoint at {path}")
-    not_ours = f"{path} is not a minae checkpoint (an .npz written by Autoencoder.save)"
-    try:
-        loaded = np.load(path, allow_pickle=False)
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
-        raise CheckpointError(f"{not_ours}: {exc}") from exc
-    if not isinstance(loaded, np.lib.npyio.NpzFile):   # a bare .npy array
-        raise CheckpointError(f"{not_ours}: it holds a single array")
-    try:
-        with loaded:
-            arrays = {k: loaded[k] for k in loaded.files}
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as exc:
-        raise CheckpointError(f"{not_ours}: {exc}") from exc
-    if "minae_meta" not in arrays:
-        raise CheckpointError(f"{path} is not a minae checkpoint: it has no minae_meta entry")
-    try:
-        meta = json.loads(str(arrays.pop("minae_meta")))
-    except json.JSONDecodeError as exc:
-        raise CheckpointError(f"{path}: its minae metadata is not valid JSON ({exc})") from exc
-    if not isinstance(meta, dict):
-        raise CheckpointError(f"{path}: its minae metadata is not a JSON object")
-    if meta.get("format") != CHECKPOINT_FORMAT:
-        raise CheckpointError(f"{path}: metadata format is {meta.get('format')!r}, "
-                              f"expected {CHECKPOINT_FORMAT!r}")
-    if meta.get("version") != CHECKPOINT_VERSION:
-        raise CheckpointError(f"{path}: checkpoint version {meta.get('version')!r} is not "
-                              f"supported (this minae reads version {CHECKPOINT_VERSION})")
-    return meta, arrays
+def _on(backend, a, dtype):
+    """``a`` (a host array, or already the backend's) as the backend's array of ``dtype``."""
+    return backend.asarray(a, dtype) if isinstance(a, np.ndarray) else a
 
 
 class Workspace:

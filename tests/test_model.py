@@ -210,9 +210,65 @@ def test_loading_something_else_is_a_clear_error(tmp_path):
         Autoencoder.load(tmp_path / "array.npy")
     meta = {"format": "minae-autoencoder", "version": 1, "input_dim": 4, "hidden": [2],
             "dtype": "float32", "seed": 0, "init": "glorot_uniform"}
-    np.savez(tmp_path / "short.npz", minae_meta=np.array(json.dumps(meta)), W1=np.zeros((4, 2)))
+    np.savez(tmp_path / "short.npz", minae_meta=np.array(json.dumps(meta)), W1=np.zeros((4, 2), np.float32))
     with pytest.raises(CheckpointError, match="b1 is missing"):
         Autoencoder.load(tmp_path / "short.npz")
+    with pytest.raises(CheckpointError, match="not a zip archive") as error:
+        Autoencoder.load(tmp_path / "text.npz")
+    assert "pickle" not in str(error.value)
+
+
+def _checkpoint_with(tmp_path, input_dim=4, meta_changes=None, **arrays):
+    """A checkpoint of Autoencoder(input_dim, [2]) whose metadata or arrays are replaced."""
+    model = Autoencoder(input_dim, [2])
+    path = model.save(tmp_path / "m.npz")
+    with np.load(path) as f:
+        stored = {k: f[k] for k in f.files}
+    meta = json.loads(str(stored["minae_meta"]))
+    meta.update(meta_changes or {})
+    stored.update(minae_meta=np.array(json.dumps(meta)), **arrays)
+    np.savez(path, **stored)
+    return path
+
+
+@pytest.mark.parametrize("meta_changes, arrays, match", [
+    ({"hidden": [2_000_000]}, {}, r"W1 has shape \(4, 2\) but the metadata implies \(4, 2000000\)"),
+    ({"hidden": [30_000_000]}, {}, "implies"),
+    ({"hidden": "2"}, {}, "hidden must be a non-empty list"),
+    ({"dtype": "int8"}, {}, "dtype must be one of"),
+    ({"init": "zeros"}, {}, "unknown initialiser"),
+    ({"seed": -1}, {}, "seed must be a non-negative integer"),
+    ({}, {"W1": np.zeros((4, 2), np.complex64)}, "W1 is complex64 but the metadata says float32"),
+    ({}, {"b2": np.full(4, np.nan, np.float32)}, "b2 holds NaN or infinite weights"),
+    ({}, {"W9": np.zeros(2, np.float32)}, "arrays the metadata does not describe"),
+])
+def test_a_checkpoint_is_checked_against_its_metadata_before_anything_is_allocated(
+        tmp_path, meta_changes, arrays, match):
+    path = _checkpoint_with(tmp_path, meta_changes=meta_changes, **arrays)
+    with pytest.raises(CheckpointError, match=match) as error:
+        Autoencoder.load(path)
+    assert str(path) in str(error.value)
+
+
+def test_a_diverged_runs_checkpoint_loads_when_asked_to_with_its_nan_weights(tmp_path):
+    path = _checkpoint_with(tmp_path, b2=np.full(4, np.nan, np.float32))
+    model = Autoencoder.load(path, finite=False)
+    assert np.isnan(model.params[3]).all() and np.isfinite(model.params[0]).all()
+
+
+def test_loading_metadata_that_claims_two_million_units_stays_small(tmp_path):
+    # Once, such a file made load allocate the model its metadata claimed and the
+    # kernel killed the grid. Measured in a fresh process: peak resident memory.
+    import subprocess
+    import sys
+
+    path = _checkpoint_with(tmp_path, 784, meta_changes={"hidden": [2_000_000]})   # 12.5 GB of W1, W2
+    code = ("import resource, sys\nfrom minae import Autoencoder, CheckpointError\n"
+            "try:\n    Autoencoder.load(sys.argv[1])\nexcept CheckpointError:\n    pass\n"
+            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
+    peak_kib = int(subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True,
+                                  check=True).stdout)
+    assert peak_kib < 1024 * 1024, f"loading peaked at {peak_kib / 1024:.0f} MiB"
     with pytest.raises(FileNotFoundError):
         Autoencoder.load(tmp_path / "nothing.npz")
 
