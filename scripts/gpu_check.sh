@@ -37,9 +37,6 @@ GPU_TESTS=(tests/test_kernels.py tests/test_sweep.py tests/test_model.py tests/t
 # nvidia-smi, CuPy), then the three stages. The worst case sums to 480 s, one
 # 8-minute call. Expected: tests ~1 min, bench ~2 min, grid ~1-2 min.
 declare -A LIMITS=([preflight]=20 [gate]=30 [tests]=80 [bench]=180 [grid]=120)
-if [ -n "${GPU_CHECK_STAGE_TIMEOUT:-}" ]; then
-    for step in "${!LIMITS[@]}"; do LIMITS[$step]=$GPU_CHECK_STAGE_TIMEOUT; done
-fi
 
 preflight_only=no
 if [ "${1:-}" = --preflight ]; then
@@ -60,12 +57,19 @@ export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 say() { echo "$*" | tee -a "$summary"; }
 fail() { echo "gpu_check: $*" | tee -a "$summary" >&2; exit 1; }
 
+if [ -n "${GPU_CHECK_STAGE_TIMEOUT:-}" ]; then
+    [[ $GPU_CHECK_STAGE_TIMEOUT =~ ^[0-9]+$ && $GPU_CHECK_STAGE_TIMEOUT -gt 0 ]] \
+        || fail "GPU_CHECK_STAGE_TIMEOUT must be whole seconds > 0, got '$GPU_CHECK_STAGE_TIMEOUT'"
+    for step in "${!LIMITS[@]}"; do LIMITS[$step]=$GPU_CHECK_STAGE_TIMEOUT; done
+fi
+
 backend=cupy
 case "${GPU_CHECK_CPU_DRY_RUN:-}" in
     "") ;;
     yes)
         # Never on the device: the stages would then check NumPy and call it a GPU check.
-        if [ -e /dev/nvidiactl ] || { command -v nvidia-smi >/dev/null && nvidia-smi -L >/dev/null 2>&1; }; then
+        if [ -e /dev/nvidiactl ] || { command -v nvidia-smi >/dev/null && nvidia-smi -L >/dev/null 2>&1; }
+        then
             fail "GPU_CHECK_CPU_DRY_RUN=yes is refused on a machine with a GPU; unset it to check the GPU"
         fi
         backend=numpy
@@ -74,13 +78,14 @@ case "${GPU_CHECK_CPU_DRY_RUN:-}" in
     *) fail "GPU_CHECK_CPU_DRY_RUN must be unset, or yes for a dry run on a machine with no GPU" ;;
 esac
 
-# The wheels gpu_prepare.sh fetched: what the check imports that the device
-# lacks. Added after the device's own packages on the path, never over them.
+# The wheels gpu_prepare.sh fetched: only what the check imports that the
+# device lacks, so nothing here shadows the device's own packages (PYTHONPATH
+# comes before site-packages).
 carry="${GPU_CARRY:-gpu-carry}"
 wheels=("$carry"/wheels/*.whl)
 if [ -e "${wheels[0]}" ]; then
-    PIP_ROOT_USER_ACTION=ignore timeout -k 5 "${LIMITS[preflight]}" python3 -m pip install -q --no-index --no-deps --no-compile \
-        --no-cache-dir --target "$work/site" "${wheels[@]}" 2>&1 | tee -a "$summary" \
+    PIP_ROOT_USER_ACTION=ignore timeout -k 5 "${LIMITS[preflight]}" python3 -m pip install -q --no-index \
+        --no-deps --no-compile --no-cache-dir --target "$work/site" "${wheels[@]}" 2>&1 | tee -a "$summary" \
         || fail "could not install the wheels in $carry/wheels (see above)"
     export PYTHONPATH="$PYTHONPATH:$work/site"
     say "gpu_check: installed ${#wheels[@]} carried wheel(s): $(cd "$carry/wheels" && echo *.whl)"

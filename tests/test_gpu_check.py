@@ -133,9 +133,16 @@ def test_the_cpu_dry_run_is_refused_where_a_gpu_is_seen(tmp_path):
     assert [p.name for p in (tmp_path / "out").iterdir()] == ["check.log"]   # no stage ran
 
 
-def test_the_cpu_dry_run_takes_only_yes(tmp_path):
-    result = _run(["bash", CHECK], _env(OUT=tmp_path / "out", GPU_CHECK_CPU_DRY_RUN="1"))
-    assert result.returncode == 1 and "must be unset, or yes" in result.stderr, result
+@pytest.mark.parametrize("setting, error", [
+    (dict(GPU_CHECK_CPU_DRY_RUN="1"), "must be unset, or yes"),
+    (dict(GPU_CHECK_STAGE_TIMEOUT="1m"), "must be whole seconds > 0"),
+    (dict(GPU_CHECK_STAGE_TIMEOUT="0"), "must be whole seconds > 0"),
+])
+def test_the_checks_settings_are_checked_before_anything_runs(tmp_path, setting, error):
+    out = tmp_path / "out"
+    result = _run(["bash", CHECK], _env(OUT=out, **setting))
+    assert result.returncode == 1 and error in result.stderr, result
+    assert [p.name for p in out.iterdir()] == ["check.log"]
 
 
 @needs_no_gpu
