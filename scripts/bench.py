@@ -50,15 +50,23 @@ def main():
                    for i in threadpool_info()],
                "backend": backend.reason or backend.name,
                "OPENBLAS_CORETYPE": os.environ.get("OPENBLAS_CORETYPE")}
-    torch = bench._torch()
+    torch, torch_skipped = bench.pytorch(args.backend)
     if torch is not None:
         machine["torch"] = torch.__version__
         if args.backend == "cupy":
             machine["gpu"] = torch.cuda.get_device_name(0)
+    else:
+        machine["torch_skipped"] = torch_skipped
     print(f"# minae benchmark, {time.strftime('%Y-%m-%d %H:%M')}; {ds.describe()}")
     print(f"# machine: {machine}")
+    if torch_skipped:
+        print(f"# {torch_skipped}")
     payload = {"machine": machine, "dataset": ds.describe(), "n_train": len(ds.x_train),
                "n_val": len(ds.x_val), "per_epoch": [], "grid": None, "memory": None}
+    out = args.out or f"bench-results/bench-{args.backend}.json"
+    # Written after every section, so a run stopped part way (gpu_check.sh's
+    # stage timeout) still leaves what it measured.
+    bench.write_json(out, payload)
     threads = args.threads or ([1] if args.backend == "cupy" else sorted({1, cores}))
     print(f"\n## seconds per epoch (median of {args.reps}, interleaved; "
           "one epoch = train + validation pass)")
@@ -66,17 +74,18 @@ def main():
         with threadpool_limits(t):
             payload["per_epoch"] += bench.per_epoch(ds.x_train, ds.x_val, ORIGINAL_HIDDEN, args.backend,
                                                     t, args.reps)
+        bench.write_json(out, payload)
     if not args.no_grid:
         print("\n## the nine-model grid of one dataset")
         jobs = 1 if args.backend == "cupy" else cores
         engines = ("single", "fused", "stacked") if args.backend == "cupy" else ("single", "stacked")
         payload["grid"] = bench.grid_wall(ds, args.grid_epochs, jobs, args.backend, engines=engines,
                                           dask=args.dask)
+        bench.write_json(out, payload)
     if not args.no_memory and args.backend == "numpy":
         print("\n## memory")
         payload["memory"] = bench.memory_of_grid(args.data_dir, args.dataset, 1, cores)
-    out = args.out or f"bench-results/bench-{args.backend}.json"
-    bench.write_json(out, payload)
+        bench.write_json(out, payload)
     print(f"\nwrote {out}")
 
 

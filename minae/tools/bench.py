@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from minae._io import atomic_write_text
 from minae.backend import resolve_backend
 from minae.grid import ORIGINAL_HIDDEN, ORIGINAL_LRS, GridConfig, run_grid
 from minae.model import Autoencoder
@@ -36,12 +37,32 @@ def plain_step(model, optimizer, xb, work=None):
     return loss
 
 
-def _torch():
+def adam_settings():
+    """The Adam every contender steps: the grid's (GridConfig's beta1, beta2,
+    eps and form), at the grid's smallest learning rate."""
+    grid = GridConfig()
+    return dict(lr=min(grid.lrs), beta1=grid.beta1, beta2=grid.beta2, eps=grid.eps, form=grid.adam_form)
+
+
+def pytorch(backend):
+    """(torch, None) if PyTorch can run on ``backend``'s device, else (None, why not).
+
+    The CuPy backend is compared with PyTorch on CUDA, which a CPU-only build
+    of PyTorch does not have: then the comparison is skipped, not crashed.
+    """
     try:
         import torch
     except ImportError:
-        return None
-    return torch
+        return None, "PyTorch is not installed: the PyTorch comparison is skipped"
+    if backend == "cupy" and not torch.cuda.is_available():
+        return None, (f"PyTorch {torch.__version__} cannot use a CUDA GPU (torch.cuda.is_available() is "
+                      "False): the PyTorch CUDA comparison is skipped")
+    return torch, None
+
+
+def torch_device(backend):
+    """The PyTorch device that matches a minae backend."""
+    return "cuda" if backend == "cupy" else "cpu"
 
 
 def minae_epoch(hidden, x, x_val, backend, step="fit", batch_size=256, diagnostics=True):
@@ -53,12 +74,13 @@ def minae_epoch(hidden, x, x_val, backend, step="fit", batch_size=256, diagnosti
     be = resolve_backend(backend)
     x, x_val = be.asarray(x), be.asarray(x_val)
     model = Autoencoder(x.shape[1], hidden, seed=0, backend=be)
+    adam = adam_settings()
     if step == "fused":
         from minae import kernels
 
-        opt, step_fn = kernels.FusedAdam(0.001, 0.9, 0.99, 1e-7), kernels.train_step
+        opt, step_fn = kernels.FusedAdam(**adam), kernels.train_step
     else:
-        opt, step_fn = Adam(0.001, 0.9, 0.99, 1e-7), {"fit": train_step, "plain": plain_step}[step]
+        opt, step_fn = Adam(**adam), {"fit": train_step, "plain": plain_step}[step]
     epoch = [0]
 
     def run():
@@ -75,7 +97,8 @@ def minae_epoch(hidden, x, x_val, backend, step="fit", batch_size=256, diagnosti
 
 def torch_epoch(hidden, x, x_val, device="cpu", batch_size=256):
     """The same epoch in PyTorch eager: Linear+ReLU, BCEWithLogitsLoss, Adam."""
-    torch = _torch()
+    import torch
+
     dev = torch.device(device)
     xt, xv = torch.from_numpy(x).to(dev), torch.from_numpy(x_val).to(dev)
     sizes = [x.shape[1], *hidden, x.shape[1]]
@@ -83,7 +106,11 @@ def torch_epoch(hidden, x, x_val, device="cpu", batch_size=256):
     for d_in, d_out in zip(sizes[:-1], sizes[1:]):
         layers += [torch.nn.Linear(d_in, d_out), torch.nn.ReLU()]
     net = torch.nn.Sequential(*layers[:-1]).to(dev)
-    opt = torch.optim.Adam(net.parameters(), lr=0.001, betas=(0.9, 0.99), eps=1e-7)
+    adam = adam_settings()
+    # PyTorch's Adam has one form, the textbook one; the Keras form puts eps
+    # elsewhere, at the same cost per step, so the timings still compare.
+    opt = torch.optim.Adam(net.parameters(), lr=adam["lr"], betas=(adam["beta1"], adam["beta2"]),
+                           eps=adam["eps"])
     loss_fn = torch.nn.BCEWithLogitsLoss()
     n = len(xt)
 
@@ -155,8 +182,8 @@ def interleave(contenders, reps, warmup=1):
 
 def per_epoch(x, x_val, hidden_list, backend, threads, reps, log=print):
     """Median seconds per epoch of each contender, for each architecture."""
-    torch = _torch()
-    device = "cuda" if backend == "cupy" else "cpu"
+    torch, _ = pytorch(backend)
+    device = torch_device(backend)
     if torch is not None and device == "cpu":
         torch.set_num_threads(threads)
     rows = []
@@ -213,9 +240,9 @@ def grid_wall(ds, epochs, jobs, backend, hidden_list=ORIGINAL_HIDDEN, lrs=ORIGIN
         result["dask_over_jobs"] = result["engines"]["dask-local"] / result["engines"]["single"]
     minae_s = result["minae_s"] = min(v for k, v in result["engines"].items() if k != "dask-local")
     result["best_engine"] = min(result["engines"], key=result["engines"].get)
-    torch = _torch()
+    torch, _ = pytorch(backend)
     if torch is not None:
-        device = "cuda" if backend == "cupy" else "cpu"
+        device = torch_device(backend)
         if device == "cpu":
             torch.set_num_threads(os.cpu_count() or 1)
         start = time.perf_counter()
@@ -275,5 +302,5 @@ def memory_of_grid(data_dir, dataset, epochs, jobs, log=print):
 
 
 def write_json(path, payload):
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    Path(path).write_text(json.dumps(payload, indent=1))
+    """Write atomically: a run stopped mid-write leaves the last whole file."""
+    atomic_write_text(path, json.dumps(payload, indent=1))
