@@ -4,9 +4,9 @@ What it teaches: a flattened 28x28 image is a row of 784 numbers, and so is
 each column of the first layer's W (D, H1): the pattern of pixels that drives
 one hidden unit. Both become pictures by reshaping them to 28x28. A unit
 whose ReLU is not positive for any input passes no gradient back, so its
-filter never changes again: it stays the noise it was initialised with. The
-filter pictures mark such dead units, so that noise is not mistaken for a
-learned feature.
+filter never changes again: it keeps what it held when it died, often the
+noise it was initialised with. The filter pictures mark such dead units, so
+that noise is not mistaken for a learned feature.
 
 The grid's figures (minae.grid.plots), the live view (minae.live) and the
 TensorBoard images (minae.tensorboard) all draw with these functions. The
@@ -47,6 +47,11 @@ def strip(*rows):
     model.predict(x)) puts images above their reconstructions. Values in [0, 1]."""
     side = math.isqrt(rows[0].shape[1])
     return tile(np.concatenate(rows), side, columns=len(rows[0]), gap=GAP, fill=1.0)
+
+
+def model_name(model):
+    """How a figure names a model it knows nothing else about: its hidden layers, "32,16,32"."""
+    return ",".join(map(str, model.hidden))
 
 
 def picture_rows(x_val):

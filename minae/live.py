@@ -84,8 +84,7 @@ def draw(fig, history, model, x_val):
     ax.bar([f"relu {k}" for k in range(1, len(dead_fractions) + 1)], [d or 0.0 for d in dead_fractions])
     ax.set_ylim(0, 1)
     ax.set_title("dead units per ReLU layer", fontsize=9)
-    hidden = ",".join(map(str, model.hidden))
-    fig.suptitle(f"autoencoder {hidden}, epoch {len(history.train_bce)}: "
+    fig.suptitle(f"autoencoder {figures.model_name(model)}, epoch {len(history.train_bce)}: "
                  f"validation BCE {history.val_bce[-1]:.4f}", fontsize=10)
     return fig
 

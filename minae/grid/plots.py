@@ -36,7 +36,7 @@ def save(fig, path, title, dataset=None):
 
 def _label(model, label):
     """A model figure's name for its model: the label given, else its hidden layers."""
-    return label or ",".join(map(str, model.hidden))
+    return label or figures.model_name(model)
 
 
 def image_axes(image, pixels_per_inch=32, title_inches=0.4):
