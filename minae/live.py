@@ -1,11 +1,12 @@
 """A live view of training: one figure, redrawn every epoch.
 
-    fit(model, x, x_val, live=True)          # or callbacks=[LiveView(x_val[:8])]
+    fit(model, x, x_val, live=True)          # or callbacks=[LiveView(x_val)]
     python scripts/grid.py --live --jobs 1   # the grid's run in progress
 
 Four panels: the learning curves, reconstructions of fixed validation images,
-the first layer's filters, and the fraction of dead units per ReLU layer
-(from minae.diagnostics). Where it appears:
+the first layer's filters (dead units marked), and the fraction of dead units
+per ReLU layer (from minae.diagnostics), each drawn by minae.figures as the
+grid's figures are. Where it appears:
 
 - in Jupyter, in place in the cell's output (a display with an id, updated
   each epoch; front ends and nbclient alike keep the latest picture);
@@ -21,10 +22,9 @@ import os
 import sys
 import warnings
 
-import numpy as np
 from matplotlib.figure import Figure
 
-from minae.figures import filters_image, tile
+from minae import figures
 
 NON_INTERACTIVE = ("agg", "pdf", "ps", "svg", "cairo", "template", "pgf")
 _SAID = []
@@ -50,47 +50,54 @@ def where():
     return "window"
 
 
-def draw(fig, history, model, x_show):
-    """Fill ``fig`` with the four panels for the model as it is now."""
+def draw(fig, history, model, x_val):
+    """Fill ``fig`` with the four panels for the model as it is now.
+
+    x_val: figures.picture_rows' host rows, or None: the first N_SHOW are
+    reconstructed, and a first-layer unit not positive for any row is marked dead.
+    """
     fig.clear()
+    fig.set_layout_engine("constrained")   # no panel's labels over another's title
     axes = fig.subplots(2, 2)
-    epochs = range(1, len(history.train_bce) + 1)
     ax = axes[0, 0]
-    ax.plot(epochs, history.train_bce, "--", marker=".", label="train")
-    ax.plot(epochs, history.val_bce, marker="o", ms=3, label="validation")
+    figures.draw_losses(ax, history.train_bce, history.val_bce)
+    figures.set_loss_range(ax, [history.train_bce, history.val_bce])
+    figures.draw_loss_legend(ax)
     ax.set_xlabel("epoch")
     ax.set_ylabel("BCE")
     ax.set_title("learning curves", fontsize=9)
-    ax.legend(fontsize=8)
     host = model.backend.to_host
     ax = axes[0, 1]
-    if x_show is not None:
-        recon = host(model.predict(model.backend.asarray(x_show, model.dtype)))
-        ax.imshow(np.concatenate([tile(x_show, columns=len(x_show)), tile(recon, columns=len(recon))]),
-                  cmap="gray", vmin=0, vmax=1)
-    ax.set_title("originals (top) and reconstructions", fontsize=9)
-    ax.set_axis_off()
+    if x_val is not None:
+        shown = x_val[:figures.N_SHOW]
+        figures.draw_strip(ax, [shown, host(model.predict(model.backend.asarray(shown, model.dtype)))],
+                           ["original", "decoded"])
+    else:
+        ax.set_axis_off()
+    ax.set_title("reconstructions of validation images", fontsize=9)
     ax = axes[1, 0]
-    ax.imshow(filters_image(host(model.params[0])), cmap="RdBu_r", vmin=0, vmax=1)
-    ax.set_title("first-layer filters (red +, blue -)", fontsize=9)
-    ax.set_axis_off()
+    dead = None if x_val is None else figures.dead_units(model, x_val)
+    figures.draw_filters(ax, host(model.params[0]), dead)
+    ax.set_title("first-layer filters", fontsize=9)
     ax = axes[1, 1]
-    dead = history.diagnostics[-1]["dead_fraction"] if history.diagnostics else []
-    ax.bar([f"relu {k}" for k in range(1, len(dead) + 1)], [d or 0.0 for d in dead])
+    dead_fractions = history.diagnostics[-1]["dead_fraction"] if history.diagnostics else []
+    ax.bar([f"relu {k}" for k in range(1, len(dead_fractions) + 1)], [d or 0.0 for d in dead_fractions])
     ax.set_ylim(0, 1)
     ax.set_title("dead units per ReLU layer", fontsize=9)
-    fig.suptitle(f"epoch {len(history.train_bce)}: validation BCE {history.val_bce[-1]:.4f}", fontsize=10)
+    fig.suptitle(f"autoencoder {figures.model_name(model)}, epoch {len(history.train_bce)}: "
+                 f"validation BCE {history.val_bce[-1]:.4f}", fontsize=10)
     return fig
 
 
 class LiveView:
     """A fit callback that shows ``draw``'s figure every ``every`` epochs.
 
-    x_show: (n, D) validation images to reconstruct (the first 8 are shown).
+    x_val: (N, D) validation rows, NumPy or on the model's device; the rows
+           the pictures use (figures.picture_rows) are copied to the host once.
     """
 
-    def __init__(self, x_show=None, every=1):
-        self.x_show = None if x_show is None else np.asarray(x_show)[:8]
+    def __init__(self, x_val=None, every=1):
+        self.x_val = figures.picture_rows(x_val)
         self.every = every
         self.mode = where()
         self.handle = None   # Jupyter: the display to update
@@ -107,7 +114,7 @@ class LiveView:
         if self.mode == "jupyter":
             from IPython.display import Image, display
 
-            fig = draw(Figure(figsize=(9, 6)), history, model, self.x_show)
+            fig = draw(Figure(figsize=(9, 6)), history, model, self.x_val)
             buf = io.BytesIO()
             fig.savefig(buf, format="png", dpi=80, bbox_inches="tight")
             image = Image(data=buf.getvalue(), format="png")
@@ -120,5 +127,5 @@ class LiveView:
 
             if self.figure is None:
                 self.figure = plt.figure(figsize=(9, 6))
-            draw(self.figure, history, model, self.x_show)
+            draw(self.figure, history, model, self.x_val)
             plt.pause(0.001)   # lets the window redraw without blocking training

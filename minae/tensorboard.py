@@ -11,24 +11,24 @@ writes standard event files with tensorboardX's SummaryWriter, each epoch:
                 update_ratio/layer_k, dead_fraction/relu_k, output_spread
     histograms  weights/layer_k and gradients/layer_k (of the epoch's last step)
     images      reconstructions of fixed validation images and the first
-                layer's filters, every ``images_every`` epochs and at the end
+                layer's filters with dead units marked (minae.figures draws
+                both), every ``images_every`` epochs and at the end
     hparams     at the end: the run's settings -> its final validation BCE, so
-                TensorBoard's HParams tab lays out a whole grid as a table
+                TensorBoard's HParams tab lays out many runs as one table
 
-``scripts/grid.py --tensorboard`` gives every run one, under
-``<out>/tensorboard/<dataset>/<run key>/``.
+The grid (``scripts/grid.py --tensorboard``) names and fills one such run per
+grid run: minae.grid.tensorboard_runs.
 """
 
 from __future__ import annotations
 
 import math
 
-import numpy as np
-
-from minae.figures import filters_image, tile
+from minae import figures
 
 
-def _writer(logdir):
+def open_writer(logdir):
+    """A tensorboardX SummaryWriter for ``logdir``, or an ImportError saying what to install."""
     try:
         from tensorboardX import SummaryWriter
     except ImportError as exc:
@@ -40,14 +40,17 @@ def _writer(logdir):
 class TensorBoard:
     """A fit callback writing the run's event files into ``logdir``.
 
-    x_show:       (n, D) validation images whose reconstructions are shown.
-    hparams:      {name: str | float | int}, the run's settings for the HParams tab.
+    x_val:        (N, D) validation rows, NumPy or on the model's device, for
+                  the images; the rows they use (figures.picture_rows) are
+                  copied to the host once.
+    hparams:      {name: str | float | int}, the run's settings for the HParams
+                  tab; its "lr", if any, is also logged as a scalar.
     images_every: epochs between image summaries (and always at the end).
     """
 
-    def __init__(self, logdir, x_show=None, hparams=None, images_every=5):
-        self.writer = _writer(logdir)
-        self.x_show = None if x_show is None else np.asarray(x_show)[:16]
+    def __init__(self, logdir, x_val=None, hparams=None, images_every=5):
+        self.writer = open_writer(logdir)
+        self.x_val = figures.picture_rows(x_val)
         self.hparams = dict(hparams or {})
         self.images_every = images_every
 
@@ -60,26 +63,30 @@ class TensorBoard:
             w.add_histogram(f"weights/layer_{k}", host(layer.W), epoch)
             w.add_histogram(f"gradients/layer_{k}", host(layer.dW), epoch)
         if epoch % self.images_every == 0:
-            write_images(w, model, self.x_show, epoch)
+            write_images(w, model, self.x_val, epoch)
 
     def close(self, history, model):
         """Images at the last epoch, the hparams summary, and the files flushed."""
         last = len(history.val_bce)
         if last and last % self.images_every:
-            write_images(self.writer, model, self.x_show, last)
+            write_images(self.writer, model, self.x_val, last)
         if self.hparams:
             write_hparams(self.writer, self.hparams, history.val_bce[-1] if history.val_bce else math.nan)
         self.writer.close()
 
 
-def write_images(writer, model, x_show, step):
-    """Reconstructions of x_show (top: originals, bottom: decoded) and the first layer's filters."""
+def write_images(writer, model, x_val, step):
+    """Reconstructions of x_val's first N_SHOW rows (originals above, decoded below)
+    and the first layer's filters, dead units marked; x_val: figures.picture_rows' rows or None."""
     host = model.backend.to_host
-    if x_show is not None:
-        recon = host(model.predict(model.backend.asarray(x_show, model.dtype)))
-        both = np.concatenate([tile(x_show, columns=len(x_show)), tile(recon, columns=len(recon))])
-        writer.add_image("reconstructions", both, step, dataformats="HW")
-    writer.add_image("first_layer_filters", filters_image(host(model.params[0])), step, dataformats="HW")
+    dead = None
+    if x_val is not None:
+        shown = x_val[:figures.N_SHOW]
+        recon = host(model.predict(model.backend.asarray(shown, model.dtype)))
+        writer.add_image("reconstructions", figures.strip(shown, recon), step, dataformats="HW")
+        dead = figures.dead_units(model, x_val)
+    writer.add_image("first_layer_filters", figures.filters_image(host(model.params[0]), dead), step,
+                     dataformats="HWC")
 
 
 def _scalar(writer, tag, value, step):
@@ -109,29 +116,3 @@ def write_hparams(writer, hparams, val_bce):
     for summary in hparams_summaries(hparams, metric):
         writer.file_writer.add_summary(summary)
     writer.add_scalar("hparam/final_val_bce", metric["hparam/final_val_bce"])
-
-
-def log_record(logdir, record, model, x_show=None):
-    """Event files for a run trained elsewhere (a stack, a Dask worker), written
-    from its record: the same per-epoch scalars, and images, histograms and
-    hparams of the final model."""
-    writer = _writer(logdir)
-    history = record["history"]
-    diagnostics = history.get("diagnostics") or [None] * len(history["val_bce"])
-    for epoch, (tr, va, d) in enumerate(zip(history["train_bce"], history["val_bce"], diagnostics), start=1):
-        epoch_scalars(writer, epoch, tr, va, d, record["lr"])
-    last = len(history["val_bce"])
-    host = model.backend.to_host
-    for k, layer in enumerate(model.dense, start=1):
-        writer.add_histogram(f"weights/layer_{k}", host(layer.W), last)
-    write_images(writer, model, None if x_show is None else np.asarray(x_show)[:16], last)
-    final = record["val_bce"] if record["val_bce"] is not None else math.nan
-    write_hparams(writer, hparams_of(record), final)
-    writer.close()
-
-
-def hparams_of(settings):
-    """The settings TensorBoard's HParams tab compares, as plain values."""
-    return {"dataset": settings["dataset"], "hidden": ",".join(map(str, settings["hidden"])),
-            "lr": float(settings["lr"]), "seed": int(settings["seed"]),
-            "repeat": int(settings.get("repeat", 0))}

@@ -21,3 +21,33 @@ def backend(request):
 def rng():
     return np.random.default_rng(1234)
 
+
+
+class CupyLike:
+    """A device array as minae.backend.to_host sees CuPy's (its module is "cupy"):
+    ``.get()`` copies it to the host and ``np.asarray`` refuses it, as CuPy does."""
+
+    def __init__(self, host):
+        self.host = np.asarray(host)
+        self.shape, self.dtype = self.host.shape, self.host.dtype
+
+    def __array__(self, *args, **kwargs):
+        raise TypeError("Implicit conversion to a NumPy array is not allowed. Please use `.get()`")
+
+    def __len__(self):
+        return len(self.host)
+
+    def __getitem__(self, index):
+        return CupyLike(self.host[index])
+
+    def get(self):
+        return self.host.copy()
+
+
+CupyLike.__module__ = "cupy"
+
+
+@pytest.fixture
+def cupy_like():
+    """Wraps a NumPy array as a CuPy-like device array (CupyLike)."""
+    return CupyLike

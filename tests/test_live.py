@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from minae import Autoencoder, fit, live
+from minae.diagnostics import DIAG_ROWS
 
 CELL = """
 import numpy as np
@@ -42,17 +43,32 @@ def test_headless_it_says_so_once_and_training_goes_on(monkeypatch):
     assert len(notes) == 1 and len(first.val_bce) == 2
 
 
-def test_the_figure_has_its_four_panels():
+def test_the_figure_has_its_four_panels_and_names_its_model():
     from matplotlib.figure import Figure
 
     x = np.random.default_rng(2).uniform(size=(100, 784)).astype(np.float32)
     model = Autoencoder(784, [16, 8, 16])
     history = fit(model, x, x[:20], epochs=2, progress=False)
-    fig = live.draw(Figure(), history, model, x[:4])
+    fig = live.draw(Figure(), history, model, x[:20])
     titles = [ax.get_title() for ax in fig.axes]
-    assert titles == ["learning curves", "originals (top) and reconstructions",
-                      "first-layer filters (red +, blue -)", "dead units per ReLU layer"]
-    assert fig._suptitle.get_text().startswith("epoch 2: validation BCE ")
+    assert titles == ["learning curves", "reconstructions of validation images", "first-layer filters",
+                      "dead units per ReLU layer"]
+    assert [t.get_text() for t in fig.axes[1].get_yticklabels()] == ["original", "decoded"]
+    assert "16 units" in fig.axes[2].get_xlabel() and "dead" in fig.axes[2].get_xlabel()
+    assert fig._suptitle.get_text().startswith("autoencoder 16,8,16, epoch 2: validation BCE ")
+
+
+def test_it_takes_validation_rows_from_the_device(cupy_like, monkeypatch):
+    from matplotlib.figure import Figure
+
+    monkeypatch.setattr(live, "where", lambda: "window")
+    x = np.random.default_rng(3).uniform(size=(300, 784)).astype(np.float32)
+    view = live.LiveView(cupy_like(x))   # np.asarray refuses it, as it refuses CuPy arrays
+    assert type(view.x_val) is np.ndarray
+    np.testing.assert_array_equal(view.x_val, x[:DIAG_ROWS])
+    model = Autoencoder(784, [16, 8, 16])
+    history = fit(model, x, x[:20], epochs=1, progress=False)
+    live.draw(Figure(), history, model, view.x_val)
 
 
 def test_the_grid_shows_its_runs_one_at_a_time(tmp_path, monkeypatch, capsys):

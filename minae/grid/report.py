@@ -41,15 +41,18 @@ def mean_image_bce(x_train, x_val):
     return float(bce_loss(predicted, target))
 
 
-def rank(records):
-    """Records of one dataset, best first: ok runs by val BCE, then diverged."""
-    ok = sorted((r for r in records if r["status"] == "ok"), key=lambda r: r["val_bce"])
-    bad = [r for r in records if r["status"] != "ok"]
-    return ok + bad
-
-
 def hidden_text(record):
     return ",".join(map(str, record["hidden"]))
+
+
+def config_label(hidden, lr):
+    """A configuration's name in every table, note and figure: "32,16,32 lr=0.01"."""
+    return f"{hidden} lr={lr:g}"
+
+
+def collapsed(records):
+    """The runs among ``records`` whose output is (nearly) one constant image."""
+    return [r for r in records if r.get("output_spread") is not None and r["output_spread"] < CONSTANT_SPREAD]
 
 
 def configurations(records):
@@ -115,12 +118,12 @@ def _verdict(repeats, baseline):
                      f"seeds (epoch {', '.join(map(str, diverged))})")
     if not ok:
         return "; ".join(notes)
-    collapsed = [r for r in ok if r.get("output_spread") is not None and r["output_spread"] < CONSTANT_SPREAD]
-    if collapsed:
-        dead = _mean(r.get("dead_fraction") for r in collapsed)
+    flat = collapsed(ok)
+    if flat:
+        dead = _mean(r.get("dead_fraction") for r in flat)
         dead_text = "" if dead is None else f", {dead:.0%} of first-layer units dead"
-        spread = _mean(r["output_spread"] for r in collapsed)
-        which = "" if len(collapsed) == len(repeats) == 1 else f" in {len(collapsed)} of {len(repeats)} seeds"
+        spread = _mean(r["output_spread"] for r in flat)
+        which = "" if len(flat) == len(repeats) == 1 else f" in {len(flat)} of {len(repeats)} seeds"
         notes.append(f"collapsed to a constant output{which} (spread {spread:.4f}{dead_text})")
     elif baseline is not None and _mean(r["val_bce"] for r in ok) > COLLAPSE_RATIO * baseline:
         notes.append("no better than the mean image")
@@ -142,7 +145,7 @@ def ranking_rows(records, baselines):
         for i, key in enumerate(order, start=1):
             repeats, ok = groups[key], [r for r in groups[key] if r["status"] == "ok"]
             mean, std, low, high = interval(vals[key])
-            tied = [f"{h} lr={lr:g}" for (d, h, lr) in order if (d, h, lr) != key
+            tied = [config_label(h, lr) for (d, h, lr) in order if (d, h, lr) != key
                     and indistinguishable(vals[key], vals[(d, h, lr)])]
             statuses = {r["status"] for r in repeats}
             status = statuses.pop() if len(statuses) == 1 else "mixed"
@@ -166,6 +169,17 @@ def _fmt(value, spec):
     return "" if value is None else format(value, spec)
 
 
+def cell(value):
+    """Text safe in a Markdown table cell or list item: line breaks become spaces,
+    pipes are escaped and ``<`` cannot open an HTML tag, so an error message
+    cannot end its row, break its table, or vanish."""
+    return " ".join(str(value).split()).replace("|", "\\|").replace("<", "&lt;")
+
+
+def table_row(cells):
+    return "| " + " | ".join(cell(c) for c in cells) + " |"
+
+
 def ranking_csv(rows):
     buf = io.StringIO()
     fields = list(rows[0]) if rows else ["dataset", "rank"]
@@ -175,36 +189,49 @@ def ranking_csv(rows):
     return buf.getvalue()
 
 
-def ranking_markdown(rows, baselines, data):
-    """One table per dataset, with the mean-image baseline above it."""
+def dataset_ranking(dataset, rows, baselines, data):
+    """Markdown lines of one dataset's ranking: its data, the mean-image baseline,
+    the table, and what its number of seeds allows one to conclude."""
     out = []
-    for dataset in dict.fromkeys(r["dataset"] for r in rows):
-        summary = data.get(dataset)
-        out.append(f"## {dataset}\n")
-        if summary is not None:
-            out.append(f"Data: {summary.n_train} train / {summary.n_val} validation images, "
-                       f"source `{summary.source}`.\n")
-        if dataset in baselines:
-            out.append(f"Mean-image baseline (predict the training set's mean image): "
-                       f"validation BCE **{baselines[dataset]:.4f}**.\n")
-        ours = [r for r in rows if r["dataset"] == dataset]
-        out.append("| rank | hidden | lr | seeds | val BCE (mean) | std | 95% CI of the mean | tied with "
-                   "| train BCE | val / baseline | k-NN acc. on codes | seconds per run | status | note |")
-        out.append("|---:|---|---:|---:|---:|---:|---|---|---:|---:|---:|---:|---|---|")
-        for r in ours:
-            ci = "" if r["ci95_low"] is None else f"{r['ci95_low']:.4f} .. {r['ci95_high']:.4f}"
-            out.append(f"| {r['rank']} | {r['hidden']} | {r['lr']:g} | {r['n_seeds']} "
-                       f"| {_fmt(r['val_bce_mean'], '.4f')} | {_fmt(r['val_bce_std'], '.4f')} | {ci} "
-                       f"| {r['tied_with']} | {_fmt(r['train_bce_mean'], '.4f')} "
-                       f"| {_fmt(r['val_over_mean_image'], '.3f')} | {_fmt(r['knn_accuracy'], '.3f')} "
-                       f"| {_fmt(r['seconds'], '.1f')} | {r['status']} | {r['note']} |")
-        out.append("")
-        if max(r["n_seeds"] for r in ours) < 2:
-            out.append("One seed per configuration gives no interval and no test: rerun with "
-                       "`--seeds 3` (or more) to see which differences are real.\n")
-        else:
-            out.append("Mean and std over the seeds that did not diverge; the interval is Student's t "
-                       f"(n - 1 degrees of freedom). *Tied with*: {TIE_TEST}.\n")
+    summary = data.get(dataset)
+    if summary is not None:
+        out.append(f"Data: {summary.n_train} train / {summary.n_val} validation images, "
+                   f"source `{summary.source}`.\n")
+    if dataset in baselines:
+        out.append(f"Mean-image baseline (predict the training set's mean image): "
+                   f"validation BCE **{baselines[dataset]:.4f}**.\n")
+    ours = [r for r in rows if r["dataset"] == dataset]
+    out.append("| rank | hidden | lr | seeds | val BCE (mean) | std | 95% CI of the mean | tied with "
+               "| train BCE | val / baseline | k-NN acc. on codes | seconds per run | status | note |")
+    out.append("|---:|---|---:|---:|---:|---:|---|---|---:|---:|---:|---:|---|---|")
+    for r in ours:
+        ci = "" if r["ci95_low"] is None else f"{r['ci95_low']:.4f} .. {r['ci95_high']:.4f}"
+        out.append(table_row([r["rank"], r["hidden"], f"{r['lr']:g}", r["n_seeds"],
+                              _fmt(r["val_bce_mean"], ".4f"), _fmt(r["val_bce_std"], ".4f"), ci,
+                              r["tied_with"], _fmt(r["train_bce_mean"], ".4f"),
+                              _fmt(r["val_over_mean_image"], ".3f"), _fmt(r["knn_accuracy"], ".3f"),
+                              _fmt(r["seconds"], ".1f"), r["status"], r["note"]]))
+    out.append("")
+    if max(r["n_seeds"] for r in ours) < 2:
+        out.append("One seed per configuration gives no interval and no test: rerun with "
+                   "`--seeds 3` (or more) to see which differences are real.\n")
+    else:
+        out.append("Mean and std over the seeds that did not diverge; the interval is Student's t "
+                   f"(n - 1 degrees of freedom). *Tied with*: {TIE_TEST}.\n")
+    return out
+
+
+def _datasets(rows, first=()):
+    """The datasets that have rows: those in ``first`` in its order, then the rest."""
+    present = {r["dataset"] for r in rows}
+    return [d for d in dict.fromkeys([*first, *(r["dataset"] for r in rows)]) if d in present]
+
+
+def ranking_markdown(rows, baselines, data):
+    """ranking.md: one table per dataset, with the mean-image baseline above it."""
+    out = ["# Ranking by validation BCE", ""]
+    for dataset in _datasets(rows):
+        out += [f"## {dataset}", "", *dataset_ranking(dataset, rows, baselines, data)]
     return "\n".join(out)
 
 
@@ -212,26 +239,16 @@ def write_rankings(out, records, baselines, data):
     """Write ranking.csv and ranking.md; returns the rows."""
     rows = ranking_rows(records, baselines)
     atomic_write_text(Path(out) / "ranking.csv", ranking_csv(rows))
-    atomic_write_text(Path(out) / "ranking.md", "# Ranking by validation BCE\n\n"
-                      + ranking_markdown(rows, baselines, data))
+    atomic_write_text(Path(out) / "ranking.md", ranking_markdown(rows, baselines, data))
     return rows
 
 
-FIGURES = [
-    ("ranking.png", "Validation BCE of every run, best first; the dashed line is the mean-image baseline."),
-    ("curves.png", "Training (dashed) and validation (solid) BCE per epoch."),
-    ("reconstructions_best.png", "Validation images (top) and the best model's reconstructions (bottom)."),
-    ("reconstructions_grid.png", "The same validation images reconstructed by every run."),
-    ("first_layer_codes.png", "The best model's first encoding layer for a few images, "
-                              "reshaped to a rectangle (as in the original notebooks)."),
-    ("first_layer_filters.png", "The best model's first-layer weights, one 28x28 filter per unit."),
-    ("codes_2d.png", "Bottleneck codes of validation images projected to 2-D (PCA), coloured by "
-                     "class; titles give the k-NN accuracy on the codes."),
-]
-
-
 def report_markdown(config, records, rows, baselines, data, figures, command, trained, skipped):
-    """REPORT.md: settings, data sources, rankings, figures — readable on its own."""
+    """REPORT.md: settings, data sources, then per dataset its ranking, notes and
+    figures together under its own heading; readable on its own.
+
+    figures: {dataset: [(file name, caption)]} as minae.grid.plots.plot_dataset returns them.
+    """
     lines = ["# minae grid report", "",
              f"Written {time.strftime('%Y-%m-%d %H:%M:%S')} by `{command}`.", ""]
     samples = [n for n, d in data.items() if d.source == "bundled-sample"]
@@ -242,15 +259,16 @@ def report_markdown(config, records, rows, baselines, data, figures, command, tr
                   "data (see the README's Data section) and rerun with `--require-full`.", ""]
     lines += ["## Settings", "",
               "| setting | value |", "|---|---|",
-              f"| hidden layers | {' / '.join(','.join(map(str, h)) for h in config.hidden)} |",
-              f"| learning rates | {', '.join(f'{lr:g}' for lr in config.lrs)} |",
-              f"| epochs, batch size | {config.epochs}, {config.batch_size} |",
-              f"| Adam | form {config.adam_form}, beta1 {config.beta1}, beta2 {config.beta2}, "
-              f"eps {config.eps:g} |",
-              f"| init | glorot-uniform weights, zero biases; seed {config.seed} |",
-              f"| dtype, backend | {config.dtype}, {records[0]['backend'] if records else config.backend} |",
-              f"| runs | {len(records)} ({trained} trained now, {skipped} reused from earlier) |", "",
-              "## Data", ""]
+              table_row(["hidden layers", " / ".join(",".join(map(str, h)) for h in config.hidden)]),
+              table_row(["learning rates", ", ".join(f"{lr:g}" for lr in config.lrs)]),
+              table_row(["epochs, batch size", f"{config.epochs}, {config.batch_size}"]),
+              table_row(["Adam", f"form {config.adam_form}, beta1 {config.beta1}, beta2 {config.beta2}, "
+                                 f"eps {config.eps:g}"]),
+              table_row(["init", f"glorot-uniform weights, zero biases; seed {config.seed}"]),
+              table_row(["dtype, backend", f"{config.dtype}, "
+                                           f"{records[0]['backend'] if records else config.backend}"]),
+              table_row(["runs", f"{len(records)} ({trained} trained now, {skipped} reused from earlier)"]),
+              "", "## Data", ""]
     for name, d in data.items():
         kind = "verified: the canonical content" if d.canonical \
             else "not the canonical files, checked structurally"
@@ -261,19 +279,17 @@ def report_markdown(config, records, rows, baselines, data, figures, command, tr
     lines += ["", "Validation BCE is the exact mean over every pixel of every validation image; "
               "train BCE is the sample-weighted mean of the last epoch's mini-batch losses (as Keras "
               "reports it).", ""]
-    lines.append(ranking_markdown(rows, baselines, data).replace("## ", "## Ranking: "))
-    for dataset in config.datasets:
+    for dataset in _datasets(rows, config.datasets):
+        lines += [f"## {dataset}", "", "### Ranking", "", *dataset_ranking(dataset, rows, baselines, data)]
         notes = [r for r in rows if r["dataset"] == dataset and r["note"]]
         if notes:
-            lines += [f"Notes for {dataset}:", ""]
-            lines += [f"- {r['hidden']} at lr {r['lr']:g}: {r['note']}." for r in notes]
+            lines += ["### Notes", ""]
+            lines += [f"- {config_label(r['hidden'], r['lr'])}: {cell(r['note'])}." for r in notes]
             lines.append("")
-        figs = figures.get(dataset, [])
-        if figs:
-            lines += [f"### Figures: {dataset}", ""]
-            for name, caption in FIGURES:
-                if name in figs:
-                    lines += [f"{caption}", "", f"![{dataset} {name}](plots/{dataset}/{name})", ""]
+        if figures.get(dataset):
+            lines += ["### Figures", ""]
+            for name, caption in figures[dataset]:
+                lines += [caption, "", f"![{dataset} {name}](plots/{dataset}/{name})", ""]
     lines += ["## Files", "",
               "- `results.json`: one record per run (settings, losses, per-epoch history, timings).",
               "- `ranking.csv`, `ranking.md`: the tables above.",

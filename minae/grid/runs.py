@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
 import time
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from minae._io import atomic_write_text
 from minae.errors import CheckpointError
 from minae.grid.config import settings_key
 from minae.grid.probe import code_probe
+from minae.grid.tensorboard_runs import log_to_tensorboard, tensorboard_callback
 from minae.model import Autoencoder
 from minae.optim import Adam
 from minae.train import fit, train_step
@@ -39,7 +39,7 @@ def train_run(settings, ds, out_dir, progress=None, engine="single", tensorboard
 
     progress:    None or a callable(epoch, train_bce, val_bce) for live display.
     engine:      "single" or "fused" (see GridConfig).
-    tensorboard: also write TensorBoard logs while it trains (tensorboard_dir).
+    tensorboard: also write TensorBoard logs while it trains (minae.grid.tensorboard_runs).
     live:        show it in progress (minae.live).
     Returns the record (a JSON-ready dict).
     """
@@ -49,32 +49,9 @@ def train_run(settings, ds, out_dir, progress=None, engine="single", tensorboard
 
         callbacks.append(LiveView(ds.x_val[:8]))
     if tensorboard:
-        from minae.tensorboard import TensorBoard, hparams_of
-
-        callbacks.append(TensorBoard(fresh_dir(tensorboard_dir(out_dir, settings)), x_show=ds.x_val[:8],
-                                     hparams=hparams_of(settings)))
+        callbacks.append(tensorboard_callback(out_dir, settings, ds))
     model, record = train_and_describe(settings, ds, progress, engine, callbacks)
     return save_run(out_dir, settings, record, model)
-
-
-def tensorboard_dir(out_dir, settings):
-    """<out>/tensorboard/<dataset>/<run key>: one TensorBoard run per grid run."""
-    return Path(out_dir) / "tensorboard" / settings["dataset"] / settings_key(settings)
-
-
-def fresh_dir(path):
-    """``path``, emptied: a retrained run's old event files would show twice."""
-    shutil.rmtree(path, ignore_errors=True)
-    Path(path).mkdir(parents=True, exist_ok=True)
-    return path
-
-
-def log_to_tensorboard(out_dir, settings, record, model, ds):
-    """TensorBoard logs of a run trained where no callback could write them (a
-    stack, a Dask worker): from its record and final model."""
-    from minae.tensorboard import log_record
-
-    log_record(fresh_dir(tensorboard_dir(out_dir, settings)), record, model, ds.x_val[:8])
 
 
 def train_and_describe(settings, ds, progress=None, engine="single", callbacks=()):
