@@ -167,12 +167,12 @@ def summary(values):
             "n": len(ordered)}
 
 
-def run(results_dir, *, strokes=10, loads=5, trips=50, log=print):
+def run(results_dir, *, strokes=10, loads=5, trips=50, data_dir=None, log=print):
     """Every measurement on the grid in ``results_dir``; returns them as a dict."""
     from minae.explore.explorer import Explorer
     from minae.explore.server import ExplorerServer
 
-    explorer = Explorer(results_dir)
+    explorer = Explorer(results_dir, data_dir)
     dataset = next(iter(explorer.images))
     models = sum(1 for r in explorer.runs.values() if r.model is not None and r.record["dataset"] == dataset)
     server = ExplorerServer(explorer).start()
@@ -206,12 +206,12 @@ def run(results_dir, *, strokes=10, loads=5, trips=50, log=print):
     return result
 
 
-def screenshot(results_dir, path, width=1180, height=760):
+def screenshot(results_dir, path, width=980, height=680, data_dir=None):
     """A PNG of the Draw view with a digit drawn (the README's picture)."""
     from minae.explore.explorer import Explorer
     from minae.explore.server import ExplorerServer
 
-    server = ExplorerServer(Explorer(results_dir)).start()
+    server = ExplorerServer(Explorer(results_dir, data_dir)).start()
     try:
         with chromium(width, height) as driver:
             open_page(driver, server.url)
