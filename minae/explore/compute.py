@@ -24,6 +24,8 @@ import numpy as np
 from minae.figures import filters_image
 from minae.train import evaluate
 
+FILTERS_SHOWN = 64   # first-layer filters in the Units view (the widest first layer has 128)
+
 
 def host(model, a):
     """An array of ``model``'s device as a NumPy array (a no-op on the CPU)."""
@@ -75,12 +77,12 @@ def units(model, x, x_rows):
     return layers
 
 
-def filters(model, limit=64):
-    """The first layer's filters as one colour image: red where a pixel excites the
-    unit, blue where it inhibits it (the live view's colours)."""
+def filters(model):
+    """The first FILTERS_SHOWN filters of the first layer as one colour image: red where
+    a pixel excites the unit, blue where it inhibits it (the live view's colours)."""
     from matplotlib import colormaps
 
-    return colormaps["RdBu_r"](filters_image(host(model, model.params[0]), limit=limit))[..., :3]
+    return colormaps["RdBu_r"](filters_image(host(model, model.params[0]), limit=FILTERS_SHOWN))[..., :3]
 
 
 def png(image):

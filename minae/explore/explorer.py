@@ -114,7 +114,7 @@ class Explorer:
                 "hidden": _unique(run.record["hidden"] for run in runs),
                 "lrs": sorted(_unique(run.record["lr"] for run in runs), reverse=True)})
         training = self.training
-        return {"results": str(self.results_dir), "datasets": datasets, "side": 28,
+        return {"results": str(self.results_dir), "datasets": datasets,
                 "training": {"defaults": LIVE_DEFAULTS, "running": bool(training and training.running)}}
 
     def reconstruct(self, name, x):
@@ -191,7 +191,9 @@ class Explorer:
         with self.lock:
             layers = compute.units(run.model, x, x_rows)
             picture = compute.filters(run.model)
-        return {"filters": compute.data_url(picture), "shown": min(64, run.model.hidden[0]), "columns": 8,
+        side = int(np.sqrt(run.model.input_dim))   # 28: each filter is one image's worth of weights
+        return {"filters": compute.data_url(picture), "columns": picture.shape[1] // side,
+                "shown": min(compute.FILTERS_SHOWN, run.model.hidden[0]), "dead_rows": len(x_rows),
                 "layers": [{"activations": np.round(layer["activations"], 5).tolist(),
                             "dead": layer["dead"].tolist()} for layer in layers]}
 

@@ -40,6 +40,7 @@ function showError(error) {
   $("error").textContent = String(error.message || error);
   $("error").hidden = false;
 }
+$("error").addEventListener("click", () => { $("error").hidden = true; });
 
 function el(tag, attributes = {}, ...children) {
   const node = document.createElement(tag);
@@ -56,7 +57,7 @@ function datasetInfo() {
   return explorer.state.datasets.find((d) => d.name === explorer.dataset);
 }
 
-// Paint after the next frame: then what was set is on the screen.
+// Resolves just after the next frame is painted: what was set before is then on screen.
 function painted() {
   return new Promise((resolve) => requestAnimationFrame(() => setTimeout(resolve)));
 }
@@ -311,6 +312,8 @@ async function showUnits() {
   try {
     const answer = await api("/api/units", {model, pixels: explorer.pixels});
     $("filters").src = answer.filters;
+    $("units-info").textContent = "activations for the drawing of the Draw view; dead: never positive on " +
+      `the first ${answer.dead_rows} validation images`;
     const marks = $("filter-marks");
     marks.style.gridTemplateColumns = `repeat(${answer.columns}, 1fr)`;
     marks.replaceChildren(...answer.layers[0].dead.slice(0, answer.shown).map((dead, k) =>
