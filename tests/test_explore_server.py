@@ -279,3 +279,14 @@ def test_the_page_and_its_assets_are_served_with_a_strict_policy(server):
         connection.close()
     page = (Path(__file__).resolve().parents[1] / "minae/explore/static/index.html").read_text()
     assert "http" not in page.replace("http-equiv", "")   # nothing from the network: no CDN
+
+
+def test_the_benchmark_times_the_server_and_says_when_it_has_no_browser(grid, monkeypatch):
+    from minae.tools import explore_bench
+
+    monkeypatch.setattr(explore_bench, "browser_problem", lambda: "no browser here")
+    said = []
+    result = explore_bench.run(grid, trips=3, log=said.append)
+    assert result["models"] == 9 and result["python_round_trip_ms"]["n"] == 3
+    assert 0 < result["server_ms"]["median"] <= result["python_round_trip_ms"]["median"]
+    assert said[-1] == "browser: not measured: no browser here" and "stroke_to_screen_ms" not in result
