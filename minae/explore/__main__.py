@@ -1,0 +1,3 @@
+from minae.explore.cli import main
+
+main()
