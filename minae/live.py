@@ -1,6 +1,6 @@
 """A live view of training: one figure, redrawn every epoch.
 
-    fit(model, x, x_val, live=True)          # or callbacks=[LiveView(x_val)]
+    fit(model, x, x_val, callbacks=[LiveView(x_val)])
     python scripts/grid.py --live --jobs 1   # the grid's run in progress
 
 Four panels: the learning curves, reconstructions of fixed validation images,

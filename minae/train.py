@@ -11,6 +11,10 @@ allocated once, and the optimizer updates the model's flat buffers (every
 parameter in one array) instead of one array per W and b. Same code, same
 numbers, bit for bit; edit a layer and ``fit`` changes with it.
 
+The same loop trains a stack of K models (``Autoencoder.stack``) as one: each
+batch is then K batches, one per model from its own shuffle, (K, N, D), and
+every number below is K numbers (minae.sweep builds the stack).
+
 Two numbers are recorded per epoch, as Keras does:
     train_bce  the sample-weighted mean of the mini-batch losses seen during
                the epoch (the weights change while it is measured)
@@ -18,6 +22,10 @@ Two numbers are recorded per epoch, as Keras does:
                mean BCE over every pixel of every validation image.
 Losses are summed on the device and read once per epoch, because reading a
 GPU number forces the CPU to wait for the GPU.
+
+Callbacks (the live view, TensorBoard, a progress display, a stop button)
+are objects with ``on_epoch_end(epoch, history, model)`` and, if they need
+it, ``close(history, model)``; ``history`` is what ``fit`` returns.
 """
 
 from __future__ import annotations
@@ -31,6 +39,7 @@ import numpy as np
 from minae._progress import progress_bar
 from minae.backend import get_namespace
 from minae.checks import positive_int
+from minae.checks import seed as check_seed
 from minae.diagnostics import DIAG_ROWS, epoch_diagnostics
 from minae.losses import bce_with_logits, bce_with_logits_loss
 from minae.optim import Adam
@@ -62,7 +71,14 @@ class History:
 
 
 def _on_backend(model, x, name, check=True):
-    """Place a dataset on the model's device once; check it once."""
+    """Place a dataset on the model's device once, in its dtype; check it once.
+    Any array-like (a list of rows, another library's array) is accepted."""
+    if not hasattr(x, "__array_namespace__"):   # a list, or an object NumPy can read
+        try:
+            x = np.asarray(x, dtype=np.float64)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{name} must be an array of shape (N, {model.input_dim}) with numbers in "
+                             f"[0, 1], got {type(x).__name__} ({exc})") from None
     if isinstance(x, np.ndarray) and model.backend.name != "numpy":
         x = model.backend.asarray(x)
     if x.dtype != model.backend.dtype(model.dtype):
@@ -71,6 +87,14 @@ def _on_backend(model, x, name, check=True):
     if check:
         model.check_input(x, name)
     return x
+
+
+def _per_row(total, n, model):
+    """A device sum over n rows, read once (a sync on a GPU) and divided by n: a
+    float, or for a stack a host array of K values (divided in their dtype)."""
+    if model.stack_size is None:
+        return float(total) / n
+    return model.backend.to_host(total) / n
 
 
 def batch_slices(n, batch_size):
@@ -92,13 +116,12 @@ def evaluate(model, x, *, batch_size=1024, check=True):
     for start, stop in batch_slices(n, positive_int(batch_size, "batch_size")):
         xb = x[start:stop]
         total = total + bce_with_logits_loss(model.forward(xb), xb, check=False) * (stop - start)
-    if model.stack_size is not None:
-        return model.backend.to_host(total) / n
-    return float(total) / n   # float() reads the device: one sync per evaluation
+    return _per_row(total, n, model)
 
 
 def train_step(model, optimizer, xb, work=None, bce=bce_with_logits):
-    """One mini-batch: forward, BCE, backward, update. xb: (N, D) -> loss (0-d array).
+    """One mini-batch: forward, BCE, backward, update. xb: (N, D) -> loss (0-d array;
+    for a stack xb: (K, N, D) -> (K,)).
 
     With a Workspace the layers write into its buffers; the optimizer steps the
     model's flat buffers, so Adam is a handful of whole-model operations. No
@@ -110,86 +133,107 @@ def train_step(model, optimizer, xb, work=None, bce=bce_with_logits):
 
 
 def fit(model, x_train, x_val=None, *, epochs=100, batch_size=256, optimizer=None, seed=0,
-        progress=None, desc="train", on_epoch_end=None, eval_batch_size=1024, check_data=True,
-        step=train_step, diagnostics=True, callbacks=(), live=False):
+        progress=None, callbacks=(), diagnostics=True, step=train_step, check_data=True):
     """Train ``model`` on x_train (N, D) and return a History.
 
     optimizer:    any object with ``step(params, grads)``; default Adam().
     seed:         seeds the per-epoch shuffles (numpy Generator on the host).
     progress:     True/False, or None = a tqdm bar only on a terminal.
-    on_epoch_end: called as on_epoch_end(epoch, history) after each epoch.
     callbacks:    objects with on_epoch_end(epoch, history, model), called
-                  after each epoch (e.g. minae.tensorboard.TensorBoard), and
-                  close(history, model) once at the end if they have it;
-                  on_epoch_end may raise StopTraining to end training there.
+                  after each epoch (e.g. minae.live.LiveView,
+                  minae.tensorboard.TensorBoard), and close(history, model)
+                  once at the end if they have it; on_epoch_end may raise
+                  StopTraining to end training there.
     diagnostics:  record minae.diagnostics' per-layer numbers each epoch in
                   history.diagnostics (on by default).
-    live:         show minae.live.LiveView's figure each epoch (Jupyter, a
-                  window, or, headless, nothing but one note).
     step:         the training step, step(model, optimizer, xb, work) -> loss;
                   ``train_step`` unless an engine fuses it (minae.kernels).
     check_data:   False skips the one-time checks of the data (finite, in
                   [0, 1]) for callers that already made them, e.g. benchmarks.
     A loss that becomes NaN or infinite stops training: history.diverged_epoch
     says when, and the model keeps the weights it had then.
+
+    A stack of K models trains as one (minae.sweep.fit_stacked is the usual
+    way in): seed is then K seeds, one shuffle per model; the optimizer may
+    hold one learning rate per model; it returns K Histories; and a model
+    that diverges is recorded and keeps its weights of that epoch while the
+    others go on.
     """
-    if model.stack_size is not None:
-        raise ValueError("fit trains one model; train a stack with minae.sweep.fit_stacked")
+    k = model.stack_size
     epochs = positive_int(epochs, "epochs")
     batch_size = positive_int(batch_size, "batch_size")
+    seeds = [check_seed(seed, "seed")] if k is None else [check_seed(s, "seed") for s in seed]
+    if k is not None and len(seeds) != k:
+        raise ValueError(f"a stack of {k} models needs {k} shuffle seeds, got {len(seeds)}")
+    # Checked as one model's data, (N, D): every model of a stack sees the same rows.
     x_train = _on_backend(model, x_train, "x_train", check_data)
+    if x_train.ndim != 2:
+        raise ValueError(f"x_train must have shape (N, {model.input_dim}), got {tuple(x_train.shape)}")
     if x_val is not None:
         x_val = _on_backend(model, x_val, "x_val", check_data)
     optimizer = Adam() if optimizer is None else optimizer
-    if live:
-        from minae.live import LiveView
-
-        shown = x_val if x_val is not None else x_train
-        callbacks = [*callbacks, LiveView(model.backend.to_host(shown[:8]))]
-    xp = get_namespace(x_train)
-    n = x_train.shape[0]
-    rng = np.random.default_rng(seed)
+    be, xp = model.backend, model.backend.xp
+    n, d = x_train.shape
+    rngs = [np.random.default_rng(s) for s in seeds]
     work = model.workspace(batch_size)
-    history = History()
-    bar = progress_bar(range(1, epochs + 1), desc=desc, unit="epoch", show=progress)
+    histories = [History() for _ in seeds]
+    frozen = {}   # stack members that diverged: {member: its weights then}
+    bar = progress_bar(range(1, epochs + 1), desc="train", unit="epoch", show=progress)
+    result = histories[0] if k is None else histories
     try:
         for epoch in bar:
             start_time = time.perf_counter()
-            order = model.backend.asarray(rng.permutation(n))   # a new shuffle every epoch
+            order = be.asarray(np.stack([rng.permutation(n) for rng in rngs]))   # a new shuffle each epoch
             total = 0.0
             slices = batch_slices(n, batch_size)
             for start, stop in slices:
                 # A fresh array, not out=: NumPy's take buffers its out= (to check the
                 # indices first), which made it three times slower.
-                xb = xp.take(x_train, order[start:stop], axis=0)   # (N_b, D), the shuffled rows
-                if diagnostics and stop == slices[-1][1]:
+                if k is None:
+                    xb = xp.take(x_train, order[0, start:stop], axis=0)   # (N_b, D), the shuffled rows
+                else:   # each model its own rows: (K, N_b, D)
+                    idx = xp.reshape(order[:, start:stop], (-1,))
+                    xb = xp.reshape(xp.take(x_train, idx, axis=0), (k, stop - start, d))
+                if diagnostics and stop == n:
                     before = model.flat_params.copy()   # to measure the epoch's last update
-                loss = step(model, optimizer, xb, work)
-                total = total + loss * (stop - start)
-            train_bce = float(total) / n   # the one read of the device per epoch
-            val_bce = evaluate(model, x_val, batch_size=eval_batch_size, check=False) \
-                if x_val is not None else math.nan
-            model.backend.synchronize()
-            history.epoch_seconds.append(time.perf_counter() - start_time)
-            history.train_bce.append(train_bce)
-            history.val_bce.append(val_bce)
-            if diagnostics:   # after the timing: what the numbers cost is not the model's
-                rows = x_val[:DIAG_ROWS] if x_val is not None else xb
-                history.diagnostics.append(epoch_diagnostics(model, before, rows))
-            bar.set_postfix(train=f"{train_bce:.4f}", val=f"{val_bce:.4f}")
-            if on_epoch_end is not None:
-                on_epoch_end(epoch, history)
+                total = total + step(model, optimizer, xb, work) * (stop - start)
+            train = _per_row(total, n, model)   # the one read of the device per epoch
+            val = evaluate(model, x_val, check=False) if x_val is not None else [math.nan] * len(seeds)
+            be.synchronize()
+            seconds = time.perf_counter() - start_time
+            # After the timing: what the numbers cost is not the model's.
+            diags = epoch_diagnostics(model, before, x_val[:DIAG_ROWS] if x_val is not None else xb) \
+                if diagnostics else None
+            if k is None:   # one model: one of each, as a stack of one would have
+                train, val, diags = [train], [val] if x_val is not None else val, [diags]
+            for m, history in enumerate(histories):
+                if history.diverged:
+                    continue
+                history.train_bce.append(float(train[m]))
+                history.val_bce.append(float(val[m]))
+                history.epoch_seconds.append(seconds)
+                if diagnostics:
+                    history.diagnostics.append(diags[m])
+                if not math.isfinite(history.train_bce[-1]) or (x_val is not None
+                                                                 and not math.isfinite(history.val_bce[-1])):
+                    history.diverged_epoch = epoch
+                    if k is not None:
+                        frozen[m] = [p[m].copy() for p in model.params]
+            if k is None:
+                bar.set_postfix(train=f"{train[0]:.4f}", val=f"{val[0]:.4f}")
             try:
                 for callback in callbacks:
-                    callback.on_epoch_end(epoch, history, model)
+                    callback.on_epoch_end(epoch, result, model)
             except StopTraining:
                 break
-            if not math.isfinite(train_bce) or (x_val is not None and not math.isfinite(val_bce)):
-                history.diverged_epoch = epoch
+            if all(h.diverged for h in histories):
                 break
     finally:   # an interrupted fit closes its bar and its callbacks too
         bar.close()
+        for m, weights in frozen.items():   # a diverged member keeps its weights of that epoch
+            for p, w in zip(model.params, weights):
+                p[m] = w
         for callback in callbacks:
             if hasattr(callback, "close"):
-                callback.close(history, model)
-    return history
+                callback.close(result, model)
+    return result

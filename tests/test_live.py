@@ -11,8 +11,10 @@ from minae.diagnostics import DIAG_ROWS
 CELL = """
 import numpy as np
 from minae import Autoencoder, fit
+from minae.live import LiveView
 x = np.random.default_rng(0).uniform(size=(300, 784)).astype(np.float32)
-history = fit(Autoencoder(784, [16, 8, 16]), x, x[:64], epochs=3, live=True, progress=False)
+history = fit(Autoencoder(784, [16, 8, 16]), x, x[:64], epochs=3, callbacks=[LiveView(x[:64])],
+              progress=False)
 print("epochs", len(history.val_bce))
 """
 
@@ -37,8 +39,9 @@ def test_headless_it_says_so_once_and_training_goes_on(monkeypatch):
     x = np.random.default_rng(1).uniform(size=(100, 30)).astype(np.float32)
     with warnings.catch_warnings(record=True) as said:
         warnings.simplefilter("always")
-        first = fit(Autoencoder(30, [8]), x, x[:20], epochs=2, live=True, progress=False)
-        fit(Autoencoder(30, [8]), x, x[:20], epochs=2, live=True, progress=False)
+        first = fit(Autoencoder(30, [8]), x, x[:20], epochs=2, callbacks=[live.LiveView(x[:20])],
+                    progress=False)
+        fit(Autoencoder(30, [8]), x, x[:20], epochs=2, callbacks=[live.LiveView(x[:20])], progress=False)
     notes = [w for w in said if "live view shows nothing" in str(w.message)]
     assert len(notes) == 1 and len(first.val_bce) == 2
 

@@ -73,13 +73,19 @@ def test_divergence_stops_training_and_says_when(rng):
             if self.t == 6:   # poison the weights during epoch 2 (5 batches per epoch)
                 params[0][...] = np.nan
 
+    class Epochs:
+        def on_epoch_end(self, epoch, history, model):
+            calls.append(epoch)
+
     hist = fit(model, x, x, epochs=10, batch_size=16, optimizer=Exploding(0.01), progress=False,
-               on_epoch_end=lambda epoch, h: calls.append(epoch))
+               callbacks=[Epochs()])
     assert hist.diverged_epoch == 2 and calls == [1, 2]
     assert math.isfinite(hist.train_bce[0]) and not math.isfinite(hist.train_bce[1])
 
 
-@pytest.mark.parametrize("kwargs, match", [({"epochs": 0}, "epochs"), ({"batch_size": 2.5}, "batch_size")])
+@pytest.mark.parametrize("kwargs, match", [({"epochs": 0}, "epochs"), ({"batch_size": 2.5}, "batch_size"),
+                                           ({"seed": 1.5}, "seed must be a non-negative integer, got 1.5"),
+                                           ({"seed": -1}, "seed must be a non-negative integer")])
 def test_bad_fit_settings_are_rejected(kwargs, match, rng):
     with pytest.raises(ValueError, match=match):
         fit(Autoencoder(12, [3]), _data(rng), progress=False, **kwargs)
@@ -112,3 +118,14 @@ def test_a_callback_stops_training_after_its_epoch_and_is_closed():
     history = fit(Autoencoder(12, [4]), x, x[:16], epochs=10, batch_size=16, progress=False,
                   callbacks=[stopper])
     assert len(history.val_bce) == 2 and stopper.closed == 2 and not history.diverged
+
+
+def test_fit_and_evaluate_take_array_likes_or_say_what_they_need(rng):
+    rows = _data(rng)[:32].tolist()   # a list of rows, as a student might pass
+    model = Autoencoder(12, [3], seed=1)
+    assert len(fit(model, rows, rows, epochs=1, progress=False).val_bce) == 1
+    assert evaluate(model, rows) == pytest.approx(evaluate(model, np.asarray(rows, np.float32)), rel=1e-6)
+    with pytest.raises(ValueError, match=r"x_train must be an array of shape \(N, 12\)"):
+        fit(model, [[0.5] * 12, [0.5] * 3], epochs=1, progress=False)
+    with pytest.raises(ValueError, match=r"x must be an array of shape \(N, 12\)"):
+        evaluate(model, {"not": "rows"})

@@ -4,4 +4,4 @@ import sys
 
 from minae.grid.cli import main
 
-sys.exit(main())
+sys.exit(main(prog="python -m minae.grid"))

@@ -1,9 +1,14 @@
-"""The command line of ``scripts/grid.py`` (and ``python -m minae.grid``):
-flags -> GridConfig -> run, report.
+"""The command line of the grid: ``python scripts/grid.py`` (or ``python -m minae.grid``):
+flags -> GridConfig -> ``run_grid``, which trains, ranks and reports.
 
 Presets are resolved here, in one place: an explicit flag always wins over
 ``--keras`` or ``--quick``, which win over the defaults (GridConfig's, the
 write-up's settings). Every value is checked by GridConfig.validate.
+
+Exit codes: 0 every run finished (ok, collapsed or diverged are results of
+training); 1 the grid finished but some runs failed (named in a summary
+line; the rest are reported); 2 a bad flag, bad data or an error that
+stopped the grid; 130 Ctrl-C, 143 SIGTERM (finished runs are kept).
 """
 
 from __future__ import annotations
@@ -14,25 +19,31 @@ import os
 import shlex
 import signal
 import sys
+import warnings
 
 from tqdm.auto import tqdm
 
 from minae.backend import BACKENDS, cupy_available
 from minae.data.registry import DATASETS
 from minae.errors import MinaeError, Terminated
-from minae.grid.config import ENGINES, GridConfig, parse_hidden
-from minae.grid.lock import grid_lock
-from minae.grid.schedule import check_out_dir, run_grid, write_outputs
+from minae.grid.config import ENGINES, KERAS_ADAM, GridConfig, parse_hidden
+from minae.grid.schedule import run_grid
 from minae.optim import FORMS
 
+PROG = "python scripts/grid.py"
+EXIT_OK, EXIT_FAILED_RUNS, EXIT_ERROR, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 130, 143
 # The flags that decide results take their defaults from GridConfig: one source.
 DEFAULTS = {name: getattr(GridConfig(), name) for name in (
     "datasets", "hidden", "lrs", "epochs", "batch_size", "beta1", "beta2", "eps", "adam_form", "seed",
-    "seeds", "limit_train", "limit_val")}
-# The original notebooks ran Keras' Adam defaults (the write-up says beta2 0.99).
-KERAS = dict(beta2=0.999, eps=1e-7, adam_form="keras")
-# Under a minute on a laptop CPU (18 s here): every configuration, 10 epochs, a data subset.
-QUICK = dict(epochs=10, limit_train=5000, limit_val=1000)
+    "seeds", "limit_train", "limit_val", "out")}
+# The original notebooks ran Keras' Adam: where its defaults differ from the grid's
+# (only beta2: the write-up says 0.99), --keras takes them.
+KERAS = {name: value for name, value in dict(beta1=KERAS_ADAM["beta1"], beta2=KERAS_ADAM["beta2"],
+                                             eps=KERAS_ADAM["eps"], adam_form=KERAS_ADAM["form"]).items()
+         if value != DEFAULTS[name]}
+# A first look in under a minute, in a folder of its own so that it never
+# replaces the report of a full grid.
+QUICK = dict(epochs=10, limit_train=5000, limit_val=1000, out=f"{DEFAULTS['out']}-quick")
 
 
 def usable_cores():
@@ -50,24 +61,27 @@ def _hidden(text):
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def build_parser():
+def build_parser(prog=PROG):
     p = argparse.ArgumentParser(
-        prog="python scripts/grid.py",
+        prog=prog,
         description="Train every (dataset, hidden layers, learning rate) autoencoder, rank them by "
                     "validation BCE, and write a report with figures. With no flags: the original "
-                    "experiment (MNIST and Fashion-MNIST, 3 depths x 3 learning rates, 100 epochs).")
+                    "experiment (MNIST and Fashion-MNIST, 3 depths x 3 learning rates, 100 epochs).",
+        epilog="Exit codes: 0 every run finished; 1 some runs failed (the summary names them); 2 an "
+               "error stopped the grid; 130 Ctrl-C, 143 SIGTERM (finished runs are kept).")
     g = p.add_argument_group("the experiment")
     g.add_argument("--datasets", nargs="+", metavar="NAME",
                    help=f"default: {' '.join(DEFAULTS['datasets'])} (known: {', '.join(DATASETS)})")
     g.add_argument("--hidden", nargs="+", type=_hidden, metavar="SPEC",
-                   help="hidden widths, e.g. 128,64,32,64,128 (default: the original three)")
+                   help="hidden widths, e.g. 128,64,32,64,128 (default: "
+                        + " ".join(_spec(h) for h in DEFAULTS["hidden"]) + ")")
     g.add_argument("--lrs", nargs="+", type=float, metavar="LR",
                    help=f"default: {' '.join(map(str, DEFAULTS['lrs']))}")
     g.add_argument("--epochs", type=int, help=f"default {DEFAULTS['epochs']}")
     g.add_argument("--batch-size", type=int, help=f"default {DEFAULTS['batch_size']}")
     g.add_argument("--beta1", type=float, help=f"Adam beta1 (default {DEFAULTS['beta1']})")
     g.add_argument("--beta2", type=float, help=f"Adam beta2 (default {DEFAULTS['beta2']}, as the write-up; "
-                   f"--keras: {KERAS['beta2']})")
+                   f"--keras: {KERAS_ADAM['beta2']})")
     g.add_argument("--eps", type=float, help=f"Adam epsilon (default {DEFAULTS['eps']:g}, Keras')")
     g.add_argument("--adam-form", choices=FORMS, help=f"where eps enters (default {DEFAULTS['adam_form']})")
     g.add_argument("--seed", type=int,
@@ -76,10 +90,13 @@ def build_parser():
                    help=f"train every configuration N times, each with its own seed, and rank by the mean "
                         f"with 95%% confidence intervals (default {DEFAULTS['seeds']})")
     g.add_argument("--keras", action="store_true",
-                   help="the original notebooks' Keras settings: beta2 0.999, eps 1e-7, Keras' Adam form")
+                   help="the original notebooks' Keras Adam: sets " + _settings(KERAS)
+                        + " (its other settings, " + _settings({k: DEFAULTS[k] for k in (
+                            "beta1", "eps", "adam_form") if k not in KERAS}) + ", are the defaults already)")
     g.add_argument("--quick", action="store_true",
                    help=f"a fast preset: {QUICK['epochs']} epochs on {QUICK['limit_train']} train / "
-                        f"{QUICK['limit_val']} val images (under a minute)")
+                        f"{QUICK['limit_val']} val images (under a minute), written to {QUICK['out']}/ "
+                        "unless --out is given")
     d = p.add_argument_group("data")
     d.add_argument("--data-dir", help="folder with the IDX files (or <dir>/<name>/); see README, Data")
     d.add_argument("--require-full", action="store_true", help="fail instead of using the bundled sample")
@@ -102,7 +119,7 @@ def build_parser():
                    help="how runs are trained, all with minae's layers: single (each run alone, the "
                         "default), stacked (all learning rates of an architecture at once), fused (the "
                         "loss and Adam as CUDA kernels; needs --backend cupy)")
-    r.add_argument("--out", default=GridConfig().out, help=f"output folder (default {GridConfig().out}/)")
+    r.add_argument("--out", help=f"output folder (default {DEFAULTS['out']}/, with --quick {QUICK['out']}/)")
     r.add_argument("--fresh", action="store_true", help="retrain even runs already finished in --out")
     r.add_argument("--no-plots", action="store_true", help="skip the figures")
     r.add_argument("--live", action="store_true",
@@ -112,6 +129,10 @@ def build_parser():
                         "pip install 'minae[tensorboard]'); view: tensorboard --logdir <out>/tensorboard")
     r.add_argument("--quiet", action="store_true", help="no progress bars or log lines")
     return p
+
+
+def _settings(values):
+    return ", ".join(f"{k.replace('_', '-')} {v}" for k, v in values.items())
 
 
 def config_from_args(args, notes=None):
@@ -143,11 +164,10 @@ def config_from_args(args, notes=None):
         jobs = usable_cores() if on_cpu and not args.live else 1   # --live: one run at a time
     quiet = args.quiet or not sys.stderr.isatty()
     config = GridConfig(**values, backend=args.backend, data_dir=args.data_dir,
-                        require_full=args.require_full, val_fraction=args.val_fraction, out=args.out,
-                        jobs=jobs, fresh=args.fresh, plots=not args.no_plots, quiet=quiet,
-                        engine=args.engine, scheduler=args.scheduler,
-                        scheduler_timeout=args.scheduler_timeout, tensorboard=args.tensorboard,
-                        live=args.live)
+                        require_full=args.require_full, val_fraction=args.val_fraction, jobs=jobs,
+                        fresh=args.fresh, plots=not args.no_plots, quiet=quiet, engine=args.engine,
+                        scheduler=args.scheduler, scheduler_timeout=args.scheduler_timeout,
+                        tensorboard=args.tensorboard, live=args.live)
     config.validate()
     return config
 
@@ -156,8 +176,8 @@ def _spec(value):
     return ",".join(map(str, value)) if isinstance(value, tuple) else str(value)
 
 
-def main(argv=None):
-    parser = build_parser()
+def main(argv=None, prog=PROG):
+    parser = build_parser(prog)
     args = parser.parse_args(argv)
     notes = []
     try:
@@ -168,25 +188,31 @@ def main(argv=None):
     for note in notes:
         print(note, file=sys.stderr)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    command = "python scripts/grid.py " + " ".join(shlex.quote(a) for a in (sys.argv[1:] if argv is None
-                                                                            else argv))
+    # A warning is one line of its own text, never a line of minae's source.
+    warnings.showwarning = lambda message, category, *rest, **kw: print(
+        f"{category.__name__}: {message}", file=sys.stderr)
+    command = f"{prog} " + " ".join(shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
     previous = signal.signal(signal.SIGTERM, _terminate)   # SIGTERM ends the grid like Ctrl-C
     try:
-        out = check_out_dir(config.out)
-        with grid_lock(out, say):   # held through the report too
-            result = run_grid(config, log=say)
-            write_outputs(config, result, command=command.strip(), log=say)
+        result = run_grid(config, log=say, command=command.strip())
     except KeyboardInterrupt as exc:
         what = "terminated" if isinstance(exc, Terminated) else "interrupted"
         print(f"\n{what}: finished runs are saved in {config.out}/runs; run the same command "
               "again to train only what is missing", file=sys.stderr)
-        return 143 if isinstance(exc, Terminated) else 130
+        return EXIT_TERMINATED if isinstance(exc, Terminated) else EXIT_INTERRUPTED
     except (MinaeError, ValueError, OSError, MemoryError) as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_ERROR
     finally:
         signal.signal(signal.SIGTERM, previous)
-    return 0
+    failed = [r for r in result.records if r["status"] == "failed"]
+    if failed:
+        print(f"error: {len(failed)} of {len(result.records)} runs failed ("
+              + "; ".join(f"{r['dataset']} {_spec(tuple(r['hidden']))} lr={r['lr']:g}" for r in failed[:5])
+              + (" ..." if len(failed) > 5 else "") + f"); their errors are in {config.out}/REPORT.md. "
+              "Run the same command again to retry only them", file=sys.stderr)
+        return EXIT_FAILED_RUNS
+    return EXIT_OK
 
 
 def _terminate(signum, frame):

@@ -16,11 +16,15 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import inspect
 import json
+import math
+import numbers
 import os
 from dataclasses import dataclass
 
 from minae.checks import positive_int
+from minae.checks import seed as check_seed
 from minae.data.registry import get_info
 from minae.optim import FORMS, Adam, check_lr
 
@@ -28,6 +32,11 @@ ORIGINAL_HIDDEN = ((32, 16, 32), (64, 32, 16, 32, 64), (128, 64, 32, 64, 128))
 ORIGINAL_LRS = (0.1, 0.01, 0.001)
 ORIGINAL_DATASETS = ("mnist", "fashion-mnist")
 ENGINES = ("single", "stacked", "fused")
+# Adam's own defaults are Keras' (minae.optim.Adam states them); the write-up's
+# beta2 is the one setting where the grid's default differs from them.
+KERAS_ADAM = {name: p.default for name, p in inspect.signature(Adam).parameters.items()
+              if name in ("beta1", "beta2", "eps", "form")}
+WRITE_UP_BETA2 = 0.99
 
 
 @dataclass(frozen=True)
@@ -39,10 +48,10 @@ class GridConfig:
     lrs: tuple = ORIGINAL_LRS
     epochs: int = 100
     batch_size: int = 256
-    beta1: float = 0.9
-    beta2: float = 0.99          # as the write-up states; --keras uses 0.999
-    eps: float = 1e-7            # Keras' default
-    adam_form: str = "keras"
+    beta1: float = KERAS_ADAM["beta1"]
+    beta2: float = WRITE_UP_BETA2    # as the write-up states; --keras: Adam's (Keras') own
+    eps: float = KERAS_ADAM["eps"]
+    adam_form: str = KERAS_ADAM["form"]
     seed: int = 0
     seeds: int = 1               # repeats of every configuration, each with its own seed
     dtype: str = "float32"
@@ -67,6 +76,24 @@ class GridConfig:
     # fit with the loss and Adam as CUDA kernels (minae.kernels; CuPy only).
     engine: str = "single"
 
+    def __post_init__(self):
+        # Numbers normalised once, before anything hashes them: lrs=(1,) and (1.0,) or
+        # an np.float64 are the same runs, with the same seeds and keys.
+        def real(v):
+            return float(v) if isinstance(v, numbers.Real) and not isinstance(v, bool) else v
+
+        def integral(v):
+            return int(v) if isinstance(v, numbers.Integral) and not isinstance(v, bool) else v
+
+        normal = {"datasets": tuple(self.datasets), "lrs": tuple(real(v) for v in self.lrs),
+                  "hidden": tuple(tuple(integral(h) for h in spec) for spec in self.hidden)}
+        for name in ("beta1", "beta2", "eps", "scheduler_timeout"):
+            normal[name] = real(getattr(self, name))
+        for name in ("epochs", "batch_size", "seed", "seeds", "jobs", "limit_train", "limit_val"):
+            normal[name] = integral(getattr(self, name))
+        for name, value in normal.items():
+            object.__setattr__(self, name, value)
+
     def validate(self):
         """Raise ValueError for any bad setting, naming its flag, before anything is trained.
 
@@ -89,8 +116,7 @@ class GridConfig:
         for lr in self.lrs:
             _flag("--lrs", check_lr, lr)
         Adam(self.lrs[0], self.beta1, self.beta2, self.eps, self.adam_form)   # names beta1, beta2, eps
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
-            raise ValueError(f"--seed must be a non-negative integer, got {self.seed!r}")
+        check_seed(self.seed, "--seed")
         for flag, value in (("--epochs", self.epochs), ("--batch-size", self.batch_size),
                             ("--jobs", self.jobs), ("--seeds", self.seeds)):
             _flag(flag, positive_int, value, "it")
@@ -113,9 +139,15 @@ class GridConfig:
         if self.tensorboard and importlib.util.find_spec("tensorboardX") is None:
             raise ValueError("--tensorboard writes its logs with tensorboardX, which is not installed: "
                              "pip install 'minae[tensorboard]'")
-        if not (isinstance(self.scheduler_timeout, (int, float)) and self.scheduler_timeout > 0):
-            raise ValueError(f"--scheduler-timeout must be a number of seconds > 0, "
+        if self.scheduler is not None and importlib.util.find_spec("distributed") is None:
+            raise ValueError("--scheduler runs the grid on Dask's distributed scheduler, which is not "
+                             "installed here: pip install 'minae[distributed]'")
+        if not (isinstance(self.scheduler_timeout, float) and math.isfinite(self.scheduler_timeout)
+                and self.scheduler_timeout > 0):
+            raise ValueError(f"--scheduler-timeout must be a finite number of seconds > 0, "
                              f"got {self.scheduler_timeout!r}")
+        if not str(self.out).strip():
+            raise ValueError("--out must name a folder (it is empty); the default is results/")
         if self.adam_form not in FORMS:
             raise ValueError(f"--adam-form: unknown Adam form {self.adam_form!r}; choose one of {FORMS}")
         for spec in self.hidden:
@@ -131,25 +163,31 @@ def _flag(flag, check, *args):
 
 
 def run_memory_bytes(hidden, batch_size, dtype="float32", input_dim=784):
-    """About how many bytes one run's model needs: parameters, gradients, Adam's
-    two moments and two scratch arrays (6 copies), plus one batch's activations."""
+    """About how many bytes one run needs, as (for the weights, for one batch): the
+    parameters, gradients, Adam's two moments and two scratch arrays (6 copies),
+    and one batch's activations, gradients and loss buffers."""
     sizes = [input_dim, *hidden, input_dim]
     params = sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
     width = 8 if dtype == "float64" else 4
-    return width * (6 * params + 4 * batch_size * sum(sizes))
+    return width * 6 * params, width * 4 * batch_size * sum(sizes)
 
 
 def check_memory(hidden, batch_size, dtype="float32"):
-    """Refuse a model that cannot fit in this machine's memory, before allocating it."""
-    need = run_memory_bytes(hidden, batch_size, dtype)
+    """Refuse a run that cannot fit in this machine's memory, before allocating it,
+    naming the flag that asks for too much."""
+    weights, batch = run_memory_bytes(hidden, batch_size, dtype)
     try:
         have = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (AttributeError, ValueError, OSError):   # not on Linux: no estimate to compare with
         return
-    if need > have:
-        raise ValueError(f"--hidden {','.join(map(str, hidden))} needs about {need / 2**30:,.0f} GiB per run "
-                         f"(parameters, gradients, Adam's moments, one batch) but this machine has "
-                         f"{have / 2**30:,.0f} GiB; choose narrower layers")
+    if weights + batch > have:
+        spec = ",".join(map(str, hidden))
+        culprit = (f"--hidden {spec} needs about {weights / 2**30:,.0f} GiB for its weights"
+                   if weights >= batch else
+                   f"--batch-size {batch_size} needs about {batch / 2**30:,.0f} GiB for one batch's "
+                   f"activations (with --hidden {spec})")
+        raise ValueError(f"{culprit}, but this machine has {have / 2**30:,.0f} GiB; "
+                         + ("choose narrower layers" if weights >= batch else "choose a smaller batch"))
 
 
 def parse_hidden(text):
