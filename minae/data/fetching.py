@@ -16,6 +16,7 @@ import http.client
 import logging
 from pathlib import Path
 
+from minae import checks
 from minae._io import writable_dir
 from minae.data.registry import ROLES, get_info
 from minae.errors import DataError, DownloadError
@@ -57,7 +58,8 @@ def ensure_writable(directory):
     try:
         return writable_dir(directory)
     except OSError as exc:
-        raise DataError(f"cannot write to the data cache {directory} ({exc.strerror or exc}); set "
+        disk = exc.__cause__ if isinstance(exc.__cause__, OSError) else exc   # the disk's own words
+        raise DataError(f"cannot write to the data cache {directory} ({disk.strerror or disk}); set "
                         "XDG_CACHE_HOME to a writable folder, or point MINAE_DATA / --data-dir at a "
                         "folder that already holds the files") from exc
 
@@ -94,6 +96,8 @@ def download(name, directory, *, mirrors=None, timeout=30.0, progress=None):
     DownloadError listing every URL tried and why it failed.
     """
     info = get_info(name)
+    if not checks.finite_real(timeout, "timeout") > 0:
+        raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
     mirrors = info.mirrors if mirrors is None else tuple(mirrors)
     directory = ensure_writable(directory)
     for role in ROLES:
