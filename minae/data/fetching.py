@@ -76,6 +76,8 @@ def fetch(url, dest, info, *, timeout=30.0, progress=None):
     try:
         pooch.retrieve(url, known_hash=f"sha256:{info.sha256}", fname=dest.name, path=dest.parent,
                        downloader=downloader, progressbar=bool(progress))
+    except OSError:   # requests' errors, a bad URL's included (also ValueErrors): the caller reports them
+        raise
     except ValueError as exc:   # pooch's hash mismatch; it has removed the download
         raise DataError(f"checksum mismatch ({exc}); the file was not kept") from None
     if file_digests(dest)[1] != info.md5:
