@@ -28,6 +28,10 @@ _ADVICE = {
 }
 
 
+# errnos that mean the local disk refused a write, not that a network or a server failed
+WRITE_ERRNOS = frozenset(_ADVICE)
+
+
 def naming_path(exc: OSError, what: str, advice: str | None = None) -> OSError:
     """The same kind of OSError as ``exc`` (errno kept) saying ``what`` failed, why, and what to do
     (``advice``, or the usual fix for a write that failed with that errno).
@@ -80,7 +84,7 @@ def atomic_open(path, mode="wb"):
         os.chmod(tmp, 0o666 & ~_umask())   # mkstemp makes 0600; use the usual permissions
         os.replace(tmp, path)
     except OSError as exc:
-        kept = " (the old file is unchanged)" if os.path.exists(path) else ""
+        kept = " (the old file is unchanged)" if os.path.isfile(path) else ""
         raise naming_path(exc, f"cannot write {path}{kept}") from exc
     finally:
         if tmp is not None:

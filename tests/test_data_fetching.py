@@ -6,6 +6,7 @@ stalling mirror, and a mirror serving the wrong bytes. No test touches the
 internet.
 """
 
+import errno
 import hashlib
 import os
 import re
@@ -201,3 +202,18 @@ def test_a_mirror_url_that_cannot_work_is_not_called_a_checksum_mismatch(tmp_pat
     why = r"(InvalidSchema|MissingSchema|InvalidURL)"
     assert re.search(rf"{re.escape(mirror)}train-images-idx3-ubyte.gz: {why}", str(err.value))
     assert "checksum" not in str(err.value)
+
+
+def test_a_full_disk_during_a_download_names_the_file_and_tries_no_other_mirror(server, tmp_path,
+                                                                              monkeypatch):
+    import pooch
+
+    def disk_full(url, *args, **kwargs):
+        server["hits"].append(url)
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(pooch, "retrieve", disk_full)
+    with pytest.raises(OSError) as err:
+        download("mnist", tmp_path / "dl", mirrors=[server["url"]("good"), server["url"]("good")], timeout=5)
+    assert err.value.errno == errno.ENOSPC and len(server["hits"]) == 1
+    assert f"cannot write {tmp_path / 'dl' / 'train-images-idx3-ubyte.gz'}: No space left" in str(err.value)

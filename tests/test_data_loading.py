@@ -2,6 +2,7 @@
 
 import gzip
 import hashlib
+import os
 import re
 import warnings
 from pathlib import Path
@@ -301,10 +302,22 @@ def _link_loop(path):
     path.symlink_to(path)
 
 
+def _pipe(path):   # reading a pipe would wait forever for a writer
+    path.unlink()
+    os.mkfifo(path)
+
+
+def _link_to_a_device(path):   # /dev/zero would never end
+    path.unlink()
+    path.symlink_to("/dev/zero")
+
+
 @pytest.mark.parametrize("damage, kind", [(_folder_in_place, "a folder"),
                                           (_dangling_link, "a link that leads nowhere"),
-                                          (_link_loop, "a link that leads nowhere")],
-                         ids=["folder", "dangling-link", "link-loop"])
+                                          (_link_loop, "a link that leads nowhere"),
+                                          (_pipe, "a special file"),
+                                          (_link_to_a_device, "a special file")],
+                         ids=["folder", "dangling-link", "link-loop", "pipe", "link-to-dev-zero"])
 def test_an_entry_that_is_not_a_file_is_named_not_called_missing(tmp_path, nowhere, damage, kind):
     folder = make_files(tmp_path / "d")
     damage(folder / FILENAMES["train_labels"])
@@ -351,3 +364,12 @@ def test_numpy_scalars_are_accepted(tmp_path, nowhere):
 def test_bad_arguments_name_themselves_before_any_file_is_read(kwargs, match, nowhere):
     with pytest.raises(ValueError, match=match):
         load("mnist", **kwargs, **nowhere)
+
+
+def test_a_relative_xdg_cache_home_is_ignored_as_the_spec_says(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("XDG_CACHE_HOME", "relative")
+    assert loading.cache_root() == tmp_path / "home" / ".cache" / "minae"
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "abs"))
+    assert loading.cache_root() == tmp_path / "abs" / "minae"

@@ -17,7 +17,7 @@ import logging
 from pathlib import Path
 
 from minae import checks
-from minae._io import writable_dir
+from minae._io import WRITE_ERRNOS, naming_path, writable_dir
 from minae.data.registry import ROLES, get_info
 from minae.errors import DataError, DownloadError
 
@@ -117,6 +117,8 @@ def download(name, directory, *, mirrors=None, timeout=30.0, progress=None):
             except DataError as exc:
                 failures.append(f"{url}: {exc}")
             except NETWORK_ERRORS as exc:
+                if getattr(exc, "errno", None) in WRITE_ERRNOS:   # the disk, not the mirror: stop here
+                    raise naming_path(exc, f"cannot write {dest}") from exc
                 reason = getattr(exc, "reason", None) or exc
                 failures.append(f"{url}: {type(exc).__name__}: {reason}")
         else:

@@ -51,9 +51,10 @@ class SampleDataWarning(UserWarning):
 
 
 def cache_root() -> Path:
-    """$XDG_CACHE_HOME/minae, or ~/.cache/minae."""
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "minae"
+    """$XDG_CACHE_HOME/minae, or ~/.cache/minae. A relative XDG_CACHE_HOME is ignored, as the
+    XDG spec says: it would name a different cache in every working folder."""
+    base = os.environ.get("XDG_CACHE_HOME", "")
+    return (Path(base) if os.path.isabs(base) else Path.home() / ".cache") / "minae"
 
 
 @dataclass
@@ -112,10 +113,10 @@ def _file_in(directory, filename):
             return candidate
         if os.path.lexists(candidate):
             kind = ("a folder" if candidate.is_dir() else
-                    "a link that leads nowhere (missing target or a loop)" if candidate.is_symlink()
-                    else "not a regular file")
-            raise DataError(f"{candidate} is {kind}, not a file; replace it with the IDX file itself, or "
-                            "remove it")
+                    "a special file (a device, pipe or socket)" if candidate.exists() else
+                    "a link that leads nowhere (missing target or a loop)")
+            raise DataError(f"{candidate} is {kind}, not a regular file; replace it with the IDX file "
+                            "itself, or remove it")
     return None
 
 
@@ -261,9 +262,9 @@ def find_named(name, source, root):
                if source == "data-dir" and os.environ.get("MINAE_DATA") else "")
     raise DataError(f"{what} names {root}, which holds no {name} files: looked for "
                     f"{', '.join(FILENAMES.values())} (or the same names without .gz) in {root / name} "
-                    f"and in {root}{ignored}; a data folder was named, so minae looks only there (no cache, "
-                    f"system copy or download) and will not fall back to the bundled sample. Put {name}'s "
-                    f"four files in {root / name}/, {elsewhere}")
+                    f"and in {root}{ignored}; a data folder was named ({what}), so minae looks only "
+                    "there (no cache, system copy or download) and will not fall back to the bundled "
+                    f"sample. Put {name}'s four files in {root / name}/, {elsewhere}")
 
 
 def _unnamed_candidates():
