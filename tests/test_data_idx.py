@@ -41,7 +41,7 @@ def test_same_array_gives_same_bytes(tmp_path):
 def test_truncated_gzip(tmp_path):
     good = write_idx(tmp_path / "x.gz", np.arange(5000, dtype=np.int32)).read_bytes()
     (tmp_path / "cut.gz").write_bytes(good[: len(good) // 2])
-    with pytest.raises(DataError, match=r"cut\.gz is a damaged or truncated gzip file.*delete it"):
+    with pytest.raises(DataError, match=r"cut\.gz is a damaged or truncated gzip file.*replace it with"):
         read_idx(tmp_path / "cut.gz")
 
 
@@ -155,7 +155,7 @@ def test_a_header_whose_size_is_absurd_names_the_file(tmp_path, shape, suffix):
     data = header(0x0D, *shape)   # no payload: 65536^4 wraps to 0 in int64, which "matched" it
     path = tmp_path / f"huge-idx{suffix}"
     path.write_bytes(gzip.compress(data) if suffix else data)
-    with pytest.raises(DataError, match=rf"{re.escape(str(path))}: the header claims shape .* delete it"):
+    with pytest.raises(DataError, match=rf"{re.escape(str(path))}: the header claims shape .* replace it"):
         read_idx(path)
 
 

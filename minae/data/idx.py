@@ -41,7 +41,8 @@ MAX_BYTES = 1 << 30
 
 _GZIP_MAGIC = b"\x1f\x8b"
 _CHUNK = 1 << 20   # decompress in 1 MiB steps, so no step holds a second copy of the payload
-_FIX = "delete it and load again (minae fetches a fresh copy), or replace it with a good copy"
+# A named folder is never refilled by a download, so the fix is a good copy, wherever it comes from.
+_FIX = "replace it with a good copy (python -m minae.data download fetches verified files into the cache)"
 # What zlib and gzip raise for a damaged stream (gzip.BadGzipFile is an OSError: keep it first).
 _GZIP_ERRORS = (EOFError, zlib.error, gzip.BadGzipFile)
 
