@@ -3,22 +3,58 @@
 The bytes go to a temporary file in the destination's folder, which is then
 renamed over the destination (``os.replace`` is atomic on one filesystem).
 If anything fails, the temporary file is removed and the old file stays.
+
+An error from the disk (a full disk, a read-only folder) is re-raised as the
+same kind of OSError, errno kept, with a message that names the destination
+and says what to do: ``[Errno 28] No space left on device`` alone does not say
+which of a grid's many files could not be written.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import tempfile
 from pathlib import Path
 
+# What to do about the disk errors people meet, by errno; others get the generic advice.
+_ADVICE = {
+    errno.ENOSPC: "free some space on that disk, or write somewhere else",
+    errno.EDQUOT: "free some space within your disk quota, or write somewhere else",
+    errno.EACCES: "make the folder writable for you, or write somewhere else",
+    errno.EPERM: "make the folder writable for you, or write somewhere else",
+    errno.EROFS: "that filesystem is read-only: write somewhere else",
+}
+
+
+# errnos that mean the local disk refused a write, not that a network or a server failed
+WRITE_ERRNOS = frozenset(_ADVICE)
+
+
+def naming_path(exc: OSError, what: str, advice: str | None = None) -> OSError:
+    """The same kind of OSError as ``exc`` (errno kept) saying ``what`` failed, why, and what to do
+    (``advice``, or the usual fix for a write that failed with that errno).
+
+    ``OSError(errno, text)`` builds the matching subclass (PermissionError for
+    EACCES, ...), so callers that catch a specific kind still do.
+    """
+    reason = exc.strerror or str(exc)
+    advice = advice or _ADVICE.get(exc.errno, "check the path and try again")
+    if exc.errno is None:
+        return OSError(f"{what}: {reason}; {advice}")
+    return OSError(exc.errno, f"{what}: {reason}; {advice}")
+
 
 def writable_dir(directory):
-    """Create ``directory`` if needed and prove a file can be written there (else OSError)."""
+    """Create ``directory`` if needed and prove a file can be written there (else OSError naming it)."""
     directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryFile(dir=directory):
-        pass
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=directory):
+            pass
+    except OSError as exc:
+        raise naming_path(exc, f"cannot write files in {directory}") from exc
     return directory
 
 
@@ -30,19 +66,29 @@ def _umask():
 
 @contextlib.contextmanager
 def atomic_open(path, mode="wb"):
-    """Open a temporary file for writing that becomes ``path`` on success."""
+    """Open a temporary file for writing that becomes ``path`` on success.
+
+    Any OSError on the way (creating, writing, syncing, renaming) leaves the
+    old ``path`` as it was, removes the temporary file, and is raised again
+    naming ``path``.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         with os.fdopen(fd, mode) as f:
             yield f
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, 0o666 & ~_umask())   # mkstemp makes 0600; use the usual permissions
         os.replace(tmp, path)
+    except OSError as exc:
+        kept = " (the old file is unchanged)" if os.path.isfile(path) else ""
+        raise naming_path(exc, f"cannot write {path}{kept}") from exc
     finally:
-        Path(tmp).unlink(missing_ok=True)
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
 
 
 def atomic_write_bytes(path, data: bytes):

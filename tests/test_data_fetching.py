@@ -6,13 +6,20 @@ stalling mirror, and a mirror serving the wrong bytes. No test touches the
 internet.
 """
 
+import errno
 import hashlib
+import os
+import re
+import subprocess
+import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
 
+import minae
 from minae.data import loading, registry
 from minae.data.fetching import download
 from minae.data.loading import load
@@ -143,3 +150,70 @@ def test_offline_load_falls_back_to_the_sample_after_trying_every_mirror(server)
 def test_network_errors_include_refused_connections(tmp_path, synthetic):
     with pytest.raises(DownloadError, match="Connection refused"):
         download("mnist", tmp_path / "dl", mirrors=["http://127.0.0.1:9/"], timeout=1)
+
+
+def test_a_named_folder_never_downloads(server, tmp_path):
+    (tmp_path / "mine").mkdir()
+    with pytest.raises(DataError, match=r"which holds no mnist files.*no cache, system copy or download"):
+        load("mnist", tmp_path / "mine", mirrors=[server["url"]("good")], timeout=5)
+    assert server["hits"] == []
+
+
+@pytest.mark.parametrize("timeout", [0, -1, float("nan"), float("inf"), "5"])
+def test_a_bad_timeout_is_refused_before_any_request(server, tmp_path, timeout):
+    with pytest.raises(ValueError, match="timeout must be a"):
+        download("mnist", tmp_path / "dl", mirrors=[server["url"]("good")], timeout=timeout)
+    assert server["hits"] == []
+
+
+# Hides pooch from the import system, as on a machine where it is not installed.
+WITHOUT_POOCH = """
+import importlib.abc, sys
+class NoPooch(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] == "pooch":
+            raise ModuleNotFoundError(f"No module named {name!r}")
+sys.meta_path.insert(0, NoPooch())
+for name in [m for m in sys.modules if m.split(".")[0] == "pooch"]:
+    del sys.modules[name]
+import minae.data
+assert "pooch" not in sys.modules
+from minae.errors import DownloadError
+try:
+    minae.data.download("mnist", sys.argv[1], mirrors=["http://127.0.0.1:9/"], timeout=1)
+except DownloadError as exc:
+    print(exc)
+"""
+
+
+def test_minae_data_imports_without_pooch_and_a_download_says_how_to_get_it(tmp_path):
+    env = dict(os.environ, PYTHONPATH=str(Path(minae.__file__).parents[1]))
+    done = subprocess.run([sys.executable, "-c", WITHOUT_POOCH, str(tmp_path / "dl")], env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "downloading a dataset needs pooch, which is not installed here: pip install pooch" in done.stdout
+    assert "--data-dir" in done.stdout
+
+
+@pytest.mark.parametrize("mirror", ["ftp://127.0.0.1:9/", "not a url/", "http://[::1/"])
+def test_a_mirror_url_that_cannot_work_is_not_called_a_checksum_mismatch(tmp_path, synthetic, mirror):
+    with pytest.raises(DownloadError) as err:
+        download("mnist", tmp_path / "dl", mirrors=[mirror], timeout=1)
+    why = r"(InvalidSchema|MissingSchema|InvalidURL)"
+    assert re.search(rf"{re.escape(mirror)}train-images-idx3-ubyte.gz: {why}", str(err.value))
+    assert "checksum" not in str(err.value)
+
+
+def test_a_full_disk_during_a_download_names_the_file_and_tries_no_other_mirror(server, tmp_path,
+                                                                              monkeypatch):
+    import pooch
+
+    def disk_full(url, *args, **kwargs):
+        server["hits"].append(url)
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(pooch, "retrieve", disk_full)
+    with pytest.raises(OSError) as err:
+        download("mnist", tmp_path / "dl", mirrors=[server["url"]("good"), server["url"]("good")], timeout=5)
+    assert err.value.errno == errno.ENOSPC and len(server["hits"]) == 1
+    assert f"cannot write {tmp_path / 'dl' / 'train-images-idx3-ubyte.gz'}: No space left" in str(err.value)

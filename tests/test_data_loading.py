@@ -1,5 +1,9 @@
 """Resolving, checking and preparing datasets; the real files where present."""
 
+import gzip
+import hashlib
+import os
+import re
 import warnings
 from pathlib import Path
 
@@ -7,7 +11,7 @@ import numpy as np
 import pytest
 
 from minae.data import loading
-from minae.data.idx import write_idx
+from minae.data.idx import read_idx, write_idx
 from minae.data.loading import SampleDataWarning, load, where
 from minae.data.registry import FILENAMES
 from minae.errors import DataError
@@ -144,7 +148,7 @@ def test_bad_split_settings(kwargs, match, nowhere):
 
 # -- the real files ------------------------------------------------------------
 
-needs_mnist = pytest.mark.skipif(not SHARED_MNIST.is_dir(), reason=f"real MNIST not found at {SHARED_MNIST}")
+needs_mnist = pytest.mark.skipif(not SHARED_MNIST.is_dir(), reason="the real MNIST files are not here")
 needs_fashion = pytest.mark.skipif(not SYSTEM_FASHION.is_dir(),
                                    reason="full Fashion-MNIST not installed "
                                           "(apt-get install dataset-fashion-mnist)")
@@ -182,7 +186,7 @@ def test_the_bundled_sample_is_rebuilt_byte_for_byte_from_the_real_files(name, s
     import runpy
 
     if not source.is_dir():
-        pytest.skip(f"the real {name} files are not at {source}")
+        pytest.skip(f"the real {name} files are not on this machine")
     script = runpy.run_path(str(Path(__file__).resolve().parents[1] / "scripts" / "build_sample.py"))
     script["build"](name, source, 5000, 1000, 2024, out_root=tmp_path)
     shipped = loading.SAMPLE_ROOT / name
@@ -212,3 +216,160 @@ def test_the_cache_only_counts_files_in_the_dataset_folder(tmp_path, nowhere):
     make_files(tmp_path / "cache" / "minae")   # loose files straight in the cache folder
     with pytest.warns(SampleDataWarning):
         assert load("mnist", **nowhere).source == "bundled-sample"
+
+
+# -- a named folder is the only place looked in --------------------------------------
+
+@pytest.fixture
+def everywhere_else(tmp_path, monkeypatch):
+    """mnist in the cache, fashion-mnist in a system folder, and a download that must not happen."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.delenv("MINAE_DATA", raising=False)
+    make_files(tmp_path / "cache" / "minae" / "mnist")
+    make_files(tmp_path / "sys" / "fashion-mnist")
+    monkeypatch.setattr(loading, "SYSTEM_ROOTS", (tmp_path / "sys",))
+
+    def no_download(*args, **kwargs):
+        raise AssertionError("a named folder must not lead to a download")
+
+    monkeypatch.setattr(loading, "download", no_download)
+    (tmp_path / "empty").mkdir()
+    return tmp_path / "empty"
+
+
+@pytest.mark.parametrize("name", ["mnist", "fashion-mnist"])
+@pytest.mark.parametrize("how", ["data_dir", "MINAE_DATA"])
+def test_a_named_folder_without_the_dataset_looks_nowhere_else(everywhere_else, monkeypatch, name, how):
+    assert load(name, allow_download=False).source in ("cache", "system")   # found when nothing is named
+    if how == "MINAE_DATA":
+        monkeypatch.setenv("MINAE_DATA", str(everywhere_else))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(DataError) as err:
+            load(name, everywhere_else if how == "data_dir" else None)
+    text = str(err.value)
+    assert f"{'--data-dir' if how == 'data_dir' else 'MINAE_DATA'}" in text
+    assert f"names {everywhere_else}, which holds no {name} files" in text
+    assert all(filename in text for filename in FILENAMES.values())
+    assert f"Put {name}'s four files in {everywhere_else / name}/" in text
+    assert "not fall back to the bundled sample" in text
+    assert where(name, everywhere_else if how == "data_dir" else None) == f"{name}: load() would fail: {text}"
+
+
+def test_data_dir_wins_over_minae_data(tmp_path, everywhere_else, monkeypatch):
+    monkeypatch.setenv("MINAE_DATA", str(tmp_path / "a-file"))
+    (tmp_path / "a-file").write_text("not a folder")
+    folder = make_files(tmp_path / "mine", n_train=4)
+    ds = load("mnist", folder)
+    assert ds.source == "data-dir" and len(ds.x_train) == 4
+    assert where("mnist", folder) == (f"mnist: data-dir at {folder} "
+                                      "(MINAE_DATA is not consulted when --data-dir is given)")
+    monkeypatch.setenv("MINAE_DATA", str(make_files(tmp_path / "env", n_train=6)))
+    assert load("mnist").source == "MINAE_DATA"
+    assert where("mnist") == f"mnist: MINAE_DATA at {tmp_path / 'env'}"
+    with pytest.raises(DataError, match=rf"MINAE_DATA={re.escape(str(tmp_path / 'env'))} is not consulted"):
+        load("mnist", everywhere_else)
+
+
+def test_an_empty_data_dir_is_an_error_not_the_current_folder(tmp_path, nowhere, monkeypatch):
+    monkeypatch.chdir(make_files(tmp_path / "cwd"))
+    with pytest.raises(DataError, match=r"--data-dir \(data_dir\) is empty"):
+        load("mnist", "", **nowhere)
+    with pytest.raises(ValueError, match="data_dir must be a folder path"):
+        load("mnist", 3, **nowhere)
+
+
+def test_where_says_a_path_that_is_not_a_folder_would_fail(tmp_path, nowhere):
+    assert where("mnist", tmp_path / "typo") == (
+        f"mnist: load() would fail: --data-dir (data_dir) points to {tmp_path / 'typo'}, which is not a "
+        "folder; fix the path, or leave it out to use the cache, system copies or a download")
+
+
+# -- what a file in the folder can be ------------------------------------------------
+
+def _folder_in_place(path):
+    path.unlink()
+    path.mkdir()
+
+
+def _dangling_link(path):
+    path.unlink()
+    path.symlink_to(path.parent / "nothing-here")
+
+
+def _link_loop(path):
+    path.unlink()
+    path.symlink_to(path)
+
+
+def _pipe(path):   # reading a pipe would wait forever for a writer
+    path.unlink()
+    os.mkfifo(path)
+
+
+def _link_to_a_device(path):   # /dev/zero would never end
+    path.unlink()
+    path.symlink_to("/dev/zero")
+
+
+@pytest.mark.parametrize("damage, kind", [(_folder_in_place, "a folder"),
+                                          (_dangling_link, "a link that leads nowhere"),
+                                          (_link_loop, "a link that leads nowhere"),
+                                          (_pipe, "a special file"),
+                                          (_link_to_a_device, "a special file")],
+                         ids=["folder", "dangling-link", "link-loop", "pipe", "link-to-dev-zero"])
+def test_an_entry_that_is_not_a_file_is_named_not_called_missing(tmp_path, nowhere, damage, kind):
+    folder = make_files(tmp_path / "d")
+    damage(folder / FILENAMES["train_labels"])
+    with pytest.raises(DataError, match=rf"{re.escape(str(folder / FILENAMES['train_labels']))} is {kind}"):
+        load("mnist", folder, **nowhere)
+
+
+@pytest.mark.parametrize("split", ["train", "test"])
+def test_a_split_without_images_is_an_error(tmp_path, nowhere, split):
+    folder = make_files(tmp_path / "d")
+    write_idx(folder / FILENAMES[f"{split}_images"], np.zeros((0, 28, 28), np.uint8))
+    write_idx(folder / FILENAMES[f"{split}_labels"], np.zeros(0, np.uint8))
+    with pytest.raises(DataError, match=rf"{FILENAMES[f'{split}_images']} holds no .*images"):
+        load("mnist", folder, **nowhere)
+
+
+def test_the_content_digest_of_a_file_is_that_of_its_uncompressed_bytes(tmp_path):
+    folder = make_files(tmp_path / "d")
+    for filename in FILENAMES.values():
+        path = folder / filename
+        want = hashlib.sha256(gzip.decompress(path.read_bytes())).hexdigest()
+        assert loading.payload_sha256(read_idx(path)) == want
+
+
+# -- arguments -----------------------------------------------------------------------
+
+def test_numpy_scalars_are_accepted(tmp_path, nowhere):
+    folder = make_files(tmp_path / "d", n_train=50)
+    plain = load("mnist", folder, val_fraction=0.25, limit_train=10, limit_val=5, seed=7, **nowhere)
+    numpy = load("mnist", folder, val_fraction=np.float32(0.25), limit_train=np.int64(10),
+                 limit_val=np.uint8(5), seed=np.int32(7), **nowhere)
+    assert np.array_equal(plain.x_train, numpy.x_train) and np.array_equal(plain.x_val, numpy.x_val)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"seed": 1.5}, "seed must be a non-negative integer, got 1.5"),
+    ({"seed": -1}, "seed must be a non-negative integer"),
+    ({"seed": True}, "seed must be a non-negative integer"),
+    ({"val_fraction": "0.2"}, "val_fraction must be a finite number"),
+    ({"val_fraction": float("nan")}, "val_fraction must be a finite number"),
+    ({"limit_train": True}, "limit_train must be a positive integer"),
+    ({"limit_val": np.float64(3)}, "limit_val must be a positive integer"),
+], ids=lambda v: str(v))
+def test_bad_arguments_name_themselves_before_any_file_is_read(kwargs, match, nowhere):
+    with pytest.raises(ValueError, match=match):
+        load("mnist", **kwargs, **nowhere)
+
+
+def test_a_relative_xdg_cache_home_is_ignored_as_the_spec_says(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("XDG_CACHE_HOME", "relative")
+    assert loading.cache_root() == tmp_path / "home" / ".cache" / "minae"
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "abs"))
+    assert loading.cache_root() == tmp_path / "abs" / "minae"

@@ -25,7 +25,7 @@ def main(argv=None):
         else:
             for name in args.names or DATASETS:
                 print(where(name, args.data_dir))
-    except (MinaeError, ValueError) as exc:
+    except (MinaeError, ValueError, OSError) as exc:   # each names the dataset or the file
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0

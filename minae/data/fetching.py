@@ -16,7 +16,8 @@ import http.client
 import logging
 from pathlib import Path
 
-from minae._io import writable_dir
+from minae import checks
+from minae._io import WRITE_ERRNOS, naming_path, writable_dir
 from minae.data.registry import ROLES, get_info
 from minae.errors import DataError, DownloadError
 
@@ -57,7 +58,8 @@ def ensure_writable(directory):
     try:
         return writable_dir(directory)
     except OSError as exc:
-        raise DataError(f"cannot write to the data cache {directory} ({exc.strerror or exc}); set "
+        disk = exc.__cause__ if isinstance(exc.__cause__, OSError) else exc   # the disk's own words
+        raise DataError(f"cannot write to the data cache {directory} ({disk.strerror or disk}); set "
                         "XDG_CACHE_HOME to a writable folder, or point MINAE_DATA / --data-dir at a "
                         "folder that already holds the files") from exc
 
@@ -74,6 +76,8 @@ def fetch(url, dest, info, *, timeout=30.0, progress=None):
     try:
         pooch.retrieve(url, known_hash=f"sha256:{info.sha256}", fname=dest.name, path=dest.parent,
                        downloader=downloader, progressbar=bool(progress))
+    except OSError:   # requests' errors, a bad URL's included (also ValueErrors): the caller reports them
+        raise
     except ValueError as exc:   # pooch's hash mismatch; it has removed the download
         raise DataError(f"checksum mismatch ({exc}); the file was not kept") from None
     if file_digests(dest)[1] != info.md5:
@@ -94,6 +98,8 @@ def download(name, directory, *, mirrors=None, timeout=30.0, progress=None):
     DownloadError listing every URL tried and why it failed.
     """
     info = get_info(name)
+    if not checks.finite_real(timeout, "timeout") > 0:
+        raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
     mirrors = info.mirrors if mirrors is None else tuple(mirrors)
     directory = ensure_writable(directory)
     for role in ROLES:
@@ -111,6 +117,8 @@ def download(name, directory, *, mirrors=None, timeout=30.0, progress=None):
             except DataError as exc:
                 failures.append(f"{url}: {exc}")
             except NETWORK_ERRORS as exc:
+                if getattr(exc, "errno", None) in WRITE_ERRNOS:   # the disk, not the mirror: stop here
+                    raise naming_path(exc, f"cannot write {dest}") from exc
                 reason = getattr(exc, "reason", None) or exc
                 failures.append(f"{url}: {type(exc).__name__}: {reason}")
         else:

@@ -1,17 +1,21 @@
 """Finding, checking and preparing a dataset for the autoencoder.
 
-``load(name)`` looks for the four IDX files in this order and records which
-source it used:
+``load(name)`` reads the four IDX files of a dataset and records which source
+it used. A named folder is the user's data and the only place looked in:
 
-    1. data_dir (``--data-dir``): the files in <dir>/<name>/ or directly in <dir>
-    2. the MINAE_DATA environment variable, same layout
-    3. the user cache, $XDG_CACHE_HOME/minae/<name> (default ~/.cache/minae)
-    4. system copies, /usr/share/datasets/<name> (Debian's dataset-fashion-mnist)
-    5. a download into the cache (every mirror, checksums verified)
-    6. the bundled sample (5,000 + 1,000 real images) with a loud warning,
-       unless require_full=True or a data folder was named (data_dir or
-       MINAE_DATA), either of which makes the dataset's absence an error.
-       A named folder holding some but not all four files is an error too.
+    data_dir (``--data-dir``), else the MINAE_DATA environment variable: the
+    files in <dir>/<name>/ or directly in <dir>. Nothing else is tried (no
+    cache, system copy, download or bundled sample), so a dataset missing
+    there, or only some of its four files, is a DataError naming the folder,
+    the files looked for and what to do. data_dir wins over MINAE_DATA.
+
+With no folder named, it looks in this order:
+
+    1. the user cache, $XDG_CACHE_HOME/minae/<name> (default ~/.cache/minae)
+    2. system copies, /usr/share/datasets/<name> (Debian's dataset-fashion-mnist)
+    3. a download into the cache (every mirror, checksums verified)
+    4. the bundled sample (5,000 + 1,000 real images) with a loud warning,
+       unless require_full=True makes the dataset's absence an error.
 
 Files whose uncompressed content is the canonical one count as verified,
 however they were compressed; other files (a subset, a modified copy) are
@@ -31,8 +35,9 @@ from pathlib import Path
 
 import numpy as np
 
+from minae import checks
 from minae.data.fetching import download, file_digests
-from minae.data.idx import parse_idx, read_bytes
+from minae.data.idx import idx_header, read_idx
 from minae.data.registry import DATASETS, FILENAMES, ROLES, SIDE, get_info
 from minae.errors import DataError, DownloadError
 
@@ -46,9 +51,10 @@ class SampleDataWarning(UserWarning):
 
 
 def cache_root() -> Path:
-    """$XDG_CACHE_HOME/minae, or ~/.cache/minae."""
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "minae"
+    """$XDG_CACHE_HOME/minae, or ~/.cache/minae. A relative XDG_CACHE_HOME is ignored, as the
+    XDG spec says: it would name a different cache in every working folder."""
+    base = os.environ.get("XDG_CACHE_HOME", "")
+    return (Path(base) if os.path.isabs(base) else Path.home() / ".cache") / "minae"
 
 
 @dataclass
@@ -96,19 +102,30 @@ class Dataset:
 # ---------------------------------------------------------------------------
 
 def _file_in(directory, filename):
-    """The .gz file, or its uncompressed twin, in directory (or None)."""
+    """The .gz file, or its uncompressed twin, in directory (or None).
+
+    An entry of that name that is not a file (a folder, a broken link, a link
+    loop) is an error naming it, not a missing file: it would otherwise be
+    reported as absent while ``ls`` shows it.
+    """
     for candidate in (directory / filename, directory / filename[:-3]):
         if candidate.is_file():
             return candidate
+        if os.path.lexists(candidate):
+            kind = ("a folder" if candidate.is_dir() else
+                    "a special file (a device, pipe or socket)" if candidate.exists() else
+                    "a link that leads nowhere (missing target or a loop)")
+            raise DataError(f"{candidate} is {kind}, not a regular file; replace it with the IDX file "
+                            "itself, or remove it")
     return None
 
 
-def missing_files(directory, name, direct=True):
-    """[(folder, [missing filenames])] for each candidate folder that holds some
-    but not all of the four files: a partial copy, worth naming."""
+def missing_files(directory, name):
+    """[(folder, [missing filenames])] for each candidate folder, <directory>/<name>/ and
+    <directory>, that holds some but not all of the four files: a partial copy, worth naming."""
     directory = Path(directory)
     partial = []
-    for folder in (directory / name, directory) if direct else (directory / name,):
+    for folder in (directory / name, directory):
         missing = [FILENAMES[role] for role in ROLES if _file_in(folder, FILENAMES[role]) is None]
         if 0 < len(missing) < len(ROLES):
             partial.append((folder, missing))
@@ -138,6 +155,17 @@ def identify(payload_sha256):
     return None
 
 
+def payload_sha256(array):
+    """SHA-256 of the uncompressed IDX file that ``read_idx`` read ``array`` from.
+
+    The reader has checked that the file is exactly its header and its values,
+    so header + values rebuild its bytes without keeping a second copy.
+    """
+    h = hashlib.sha256(idx_header(array.dtype, array.shape))
+    h.update(np.ascontiguousarray(array).data)
+    return h.hexdigest()
+
+
 def read_files(paths, name):
     """Read and check the four files; returns (arrays by role, canonical flag, notes).
 
@@ -150,14 +178,16 @@ def read_files(paths, name):
     arrays, canonical, notes, foreign = {}, True, [], []
     for role in ROLES:
         path = paths[role]
-        data = read_bytes(path)
-        arr = parse_idx(data, str(path))
+        arr = read_idx(path)
         want_ndim = 3 if role.endswith("images") else 1
         bad_side = want_ndim == 3 and arr.shape[1:] != (SIDE, SIDE)
         if arr.dtype != np.uint8 or arr.ndim != want_ndim or bad_side:
             raise DataError(f"{path}: expected uint8 {'images of 28x28' if want_ndim == 3 else 'labels'}, "
                             f"got {arr.dtype} of shape {arr.shape}; is this the right file?")
-        found = identify(hashlib.sha256(data).hexdigest())
+        if len(arr) == 0:
+            raise DataError(f"{path} holds no {ROLE_TEXT[role]} (its header says 0); replace it with "
+                            "a copy that holds some")
+        found = identify(payload_sha256(arr))
         if found is not None and found != (name, role):
             other, other_role = found
             foreign.append(f"{path} holds the {other} {ROLE_TEXT[other_role]}, not {name}'s "
@@ -176,7 +206,7 @@ def read_files(paths, name):
         if len(images) != len(labels):
             raise DataError(f"{paths[f'{split}_images']} holds {len(images)} images but "
                             f"{paths[f'{split}_labels']} holds {len(labels)} labels; the pair must match")
-        if labels.size and labels.max() >= len(info.classes):
+        if labels.max() >= len(info.classes):
             raise DataError(f"{paths[f'{split}_labels']}: label {labels.max()} is out of range "
                             f"0..{len(info.classes) - 1}")
     if not canonical:
@@ -185,16 +215,61 @@ def read_files(paths, name):
     return arrays, canonical, notes
 
 
-def _candidates(name, data_dir):
-    """(source kind, folder) in the order they are searched, before download."""
-    found = []
+# How a named folder is called in messages, by source.
+NAMED = {"data-dir": "--data-dir (data_dir)", "MINAE_DATA": "MINAE_DATA"}
+
+
+def named_folder(data_dir):
+    """(source, folder) the user named, or None: data_dir, else MINAE_DATA.
+
+    data_dir wins: with data_dir given, MINAE_DATA is not consulted at all (a
+    flag given for one run overrides a setting made for every run). An empty
+    MINAE_DATA counts as unset; an empty data_dir is an error.
+    """
     if data_dir is not None:
-        found.append(("data-dir", Path(data_dir)))
+        try:
+            text = os.fsdecode(data_dir)
+        except TypeError:
+            raise ValueError(f"data_dir must be a folder path (str or Path), got {data_dir!r}") from None
+        if not text:
+            raise DataError("--data-dir (data_dir) is empty; name the folder that holds the data, or "
+                            "leave it out to use the cache, system copies or a download")
+        return "data-dir", Path(text)
     if os.environ.get("MINAE_DATA"):
-        found.append(("MINAE_DATA", Path(os.environ["MINAE_DATA"])))
-    found.append(("cache", cache_root()))
-    found.extend(("system", root) for root in SYSTEM_ROOTS)
-    return found
+        return "MINAE_DATA", Path(os.environ["MINAE_DATA"])
+    return None
+
+
+def find_named(name, source, root):
+    """{role: path} of ``name``'s files in a named folder, <root>/<name>/ or <root> itself.
+
+    A named folder is the only place looked in, so anything short of the four
+    files is a DataError naming the folder, the files and what to do.
+    """
+    what = NAMED[source]
+    elsewhere = "or leave it out to use the cache, system copies or a download"
+    if not root.is_dir():
+        raise DataError(f"{what} points to {root}, which is not a folder; fix the path, {elsewhere}")
+    paths = find_files(root, name)
+    if paths is not None:
+        return paths
+    partial = missing_files(root, name)
+    if partial:
+        folder, missing = partial[0]
+        raise DataError(f"{folder} (from {what}) holds some of {name}'s files but not {', '.join(missing)}; "
+                        "add the missing file(s), or point it at a folder with all four")
+    ignored = (f" (MINAE_DATA={os.environ['MINAE_DATA']} is not consulted when --data-dir is given)"
+               if source == "data-dir" and os.environ.get("MINAE_DATA") else "")
+    raise DataError(f"{what} names {root}, which holds no {name} files: looked for "
+                    f"{', '.join(FILENAMES.values())} (or the same names without .gz) in {root / name} "
+                    f"and in {root}{ignored}; a data folder was named ({what}), so minae looks only "
+                    "there (no cache, system copy or download) and will not fall back to the bundled "
+                    f"sample. Put {name}'s four files in {root / name}/, {elsewhere}")
+
+
+def _unnamed_candidates():
+    """(source, folder) searched, in order, before a download when no folder is named."""
+    return [("cache", cache_root()), *(("system", root) for root in SYSTEM_ROOTS)]
 
 
 def _read_cache(paths, name):
@@ -212,32 +287,20 @@ def locate(name, data_dir=None, *, allow_download=True, mirrors=None, timeout=30
            require_full=False):
     """Find the files of ``name``: returns (source, folder, arrays, canonical, notes)."""
     get_info(name)
+    named = named_folder(data_dir)
+    if named is not None:
+        paths = find_named(name, *named)
+        return (named[0], str(paths["train_images"].parent), *read_files(paths, name))
     tried = []
-    for source, root in _candidates(name, data_dir)[:2]:
-        if source in ("data-dir", "MINAE_DATA") and not root.is_dir():
-            what = "--data-dir (data_dir)" if source == "data-dir" else "MINAE_DATA"
-            raise DataError(f"{what} points to {root}, which is not a folder; fix the path, or leave "
-                            "it out to use the cache, system copies or a download")
-    named = [src for src, _ in _candidates(name, data_dir) if src in ("data-dir", "MINAE_DATA")]
-    for source, root in _candidates(name, data_dir):
+    for source, root in _unnamed_candidates():
         # Files straight in a folder count only where the user named the folder.
-        paths = find_files(root, name, direct=source in named)
-        partial = missing_files(root, name) if paths is None and source in named else []
-        if partial:
-            folder, missing = partial[0]
-            raise DataError(f"{folder} (from {'--data-dir' if source == 'data-dir' else source}) holds "
-                            f"some of {name}'s files but not {', '.join(missing)}; add the missing "
-                            "file(s), or point it at a folder with all four")
+        paths = find_files(root, name, direct=False)
         if paths is None:
-            tried.append(f"{source}: {root} (no files)")
+            tried.append(f"{source}: {root / name} (no files)")
             continue
-        if source == "cache":
-            result = _read_cache(paths, name)
-            if result is None:
-                continue
-        else:
-            result = read_files(paths, name)
-        return (source, str(paths["train_images"].parent), *result)
+        result = _read_cache(paths, name) if source == "cache" else read_files(paths, name)
+        if result is not None:
+            return (source, str(paths["train_images"].parent), *result)
     if allow_download:
         target = cache_root() / name
         try:
@@ -246,12 +309,9 @@ def locate(name, data_dir=None, *, allow_download=True, mirrors=None, timeout=30
             return ("download", str(target), *read_files(paths, name))
         except DownloadError as exc:
             tried.append(f"download: {exc}")
-    if require_full or named:
-        why = ("the bundled-sample fallback is switched off (require_full / --require-full)" if require_full
-               else f"a data folder was named ({' and '.join(named)}), so minae will not fall back to "
-                    "the bundled sample; put the four files in <folder>/" + name + "/")
-        raise DataError(f"could not find the full {name} dataset and {why}. Looked in:\n  "
-                        + "\n  ".join(tried))
+    if require_full:
+        raise DataError(f"could not find the full {name} dataset and the bundled-sample fallback is "
+                        "switched off (require_full / --require-full). Looked in:\n  " + "\n  ".join(tried))
     paths = find_files(SAMPLE_ROOT, name)
     if paths is None:
         raise DataError(f"could not find {name} anywhere and there is no bundled sample for it. "
@@ -283,12 +343,6 @@ def _subset(n, limit, rng):
     return np.sort(rng.choice(n, size=limit, replace=False))
 
 
-def _check_limit(value, what):
-    if value is not None and (isinstance(value, bool) or not isinstance(value, (int, np.integer))
-                              or value < 1):
-        raise ValueError(f"{what} must be a positive integer, got {value!r}")
-
-
 def load(name, data_dir=None, *, val_fraction=None, limit_train=None, limit_val=None, seed=0,
          require_full=False, allow_download=True, mirrors=None, timeout=30.0, progress=None):
     """Load dataset ``name`` ("mnist", "fashion-mnist", "kmnist") as a Dataset.
@@ -298,9 +352,10 @@ def load(name, data_dir=None, *, val_fraction=None, limit_train=None, limit_val=
     ``limit_train`` / ``limit_val`` keep seeded random subsets for quick runs.
     """
     get_info(name)
-    _check_limit(limit_train, "limit_train")
-    _check_limit(limit_val, "limit_val")
-    if val_fraction is not None and not (0.0 < val_fraction < 1.0):
+    limit_train = None if limit_train is None else checks.positive_int(limit_train, "limit_train")
+    limit_val = None if limit_val is None else checks.positive_int(limit_val, "limit_val")
+    seed = checks.seed(seed)
+    if val_fraction is not None and not 0.0 < checks.finite_real(val_fraction, "val_fraction") < 1.0:
         raise ValueError(f"val_fraction must be between 0 and 1 (exclusive), got {val_fraction!r}")
     source, location, arrays, canonical, notes = locate(
         name, data_dir, allow_download=allow_download, mirrors=mirrors, timeout=timeout,
@@ -361,10 +416,23 @@ def load_sample(name, **kwargs):
 
 
 def where(name, data_dir=None):
-    """Say where ``load(name)`` would read from, without downloading anything."""
+    """Say where ``load(name, data_dir)`` would read from, without reading or downloading anything.
+
+    It follows load()'s search: a named folder is the only place looked in, and
+    a named folder that would make load() fail says so and why.
+    """
     get_info(name)
-    for source, root in _candidates(name, data_dir):
-        paths = find_files(root, name, direct=source in ("data-dir", "MINAE_DATA"))
+    named = named_folder(data_dir)
+    if named is not None:
+        try:
+            paths = find_named(name, *named)
+        except DataError as exc:
+            return f"{name}: load() would fail: {exc}"
+        ignored = (" (MINAE_DATA is not consulted when --data-dir is given)"
+                   if named[0] == "data-dir" and os.environ.get("MINAE_DATA") else "")
+        return f"{name}: {named[0]} at {paths['train_images'].parent}{ignored}"
+    for source, root in _unnamed_candidates():
+        paths = find_files(root, name, direct=False)
         if paths is not None:
             return f"{name}: {source} at {paths['train_images'].parent}"
     if find_files(SAMPLE_ROOT, name):

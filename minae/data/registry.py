@@ -3,8 +3,8 @@
 Checksums of the .gz files are the SHA-256 values that tensorflow-datasets
 publishes, with torchvision's MD5s as a cross-check. ``payload_sha256`` is the
 SHA-256 of a file's *uncompressed* bytes: it identifies a dataset's content
-even when a distributor recompressed the .gz (Debian does, and so does the
-MNIST copy in shared/data), and stops one dataset's files being loaded under
+even when a distributor recompressed the .gz (Debian does, and so do copies
+made with ``gzip -9 -n``), and stops one dataset's files being loaded under
 another's name or role. MNIST's match the published MD5s of the uncompressed
 files; Fashion-MNIST's are those of Debian's dataset-fashion-mnist package,
 whose .gz files wrap the canonical images. KMNIST's are not known here, so its
