@@ -37,6 +37,14 @@ def _finite(value):
     return value if math.isfinite(value) else None   # JSON has no NaN
 
 
+def dead_units(model):
+    """Per ReLU layer, (..., H) bool: the units that were not positive for any row
+    of the batch of the model's latest forward pass. Such a unit passes no
+    gradient back, so training cannot revive it."""
+    xp = get_namespace(model.relus[0].out)
+    return [xp.max(relu.out, axis=-2) <= 0 for relu in model.relus]
+
+
 def epoch_diagnostics(model, before, x_rows):
     """The numbers above for ``model`` after its latest optimizer step.
 
@@ -61,8 +69,7 @@ def epoch_diagnostics(model, before, x_rows):
     columns = {
         "grad_norm": [norm(g) for g in grads],
         "update_ratio": [norm(u) / norm(w) for u, w in zip(updates, olds)],
-        "dead_fraction": [xp.mean(xp.astype(xp.max(relu.out, axis=-2) <= 0, z.dtype), axis=-1)
-                          for relu in model.relus],
+        "dead_fraction": [xp.mean(xp.astype(dead, z.dtype), axis=-1) for dead in dead_units(model)],
         "output_spread": xp.mean(xp.std(sigmoid(z), axis=-2), axis=-1),
     }
     host = {name: np.asarray(model.backend.to_host(xp.stack(v) if isinstance(v, list) else v), np.float64)

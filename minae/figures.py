@@ -21,6 +21,7 @@ import math
 
 import numpy as np
 
+from minae import diagnostics
 from minae.backend import to_host
 from minae.diagnostics import DIAG_ROWS
 
@@ -66,8 +67,8 @@ def dead_units(model, x, layer=1):
     """(H_layer,) bool on the host: the units of hidden layer ``layer`` whose ReLU
     is not positive for any row of x: (N, D), a host array. Such a unit passes
     no gradient back, so training cannot revive it."""
-    h = model.encode(model.backend.asarray(x, model.dtype), layer=layer)   # (N, H_layer)
-    return model.backend.to_host(h).max(axis=0) <= 0
+    model.forward(model.backend.asarray(x, model.dtype))   # each ReLU keeps its (N, H) output
+    return model.backend.to_host(diagnostics.dead_units(model)[layer - 1])
 
 
 def filters_image(W, dead=None):

@@ -38,7 +38,7 @@ def build(name, src, n_train, n_test, seed, out_root=SAMPLE_ROOT):
     paths = find_files(src, name)
     if paths is None:
         raise SystemExit(f"{src} does not hold the four IDX files of {name}")
-    arrays, _, _ = read_files(paths, name)
+    arrays = read_files(paths, name)[0]
     rng = np.random.default_rng(seed)
     out = Path(out_root) / name
     for split, n in (("train", n_train), ("test", n_test)):

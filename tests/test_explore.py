@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from minae import Autoencoder, CheckpointError, evaluate
+from minae import Autoencoder, CheckpointError, evaluate, figures
 from minae.explore import compute
 from minae.explore.explorer import N_CODES, Explorer, Unknown
 from minae.explore.projection import Projection
@@ -134,9 +134,13 @@ def test_units_give_each_layers_activations_and_find_the_dead(model, rng):
     assert layers[0]["dead"][0] and not layers[0]["dead"][1]
 
 
-def test_the_filters_picture_is_a_colour_tile_of_the_first_layer(model):
-    picture = compute.filters(model)
-    assert picture.shape == (2 * 28, 8 * 28, 3) and 0 <= picture.min() and picture.max() <= 1
+def test_the_filters_picture_is_the_figures_picture_with_the_dead_marked(model, rng):
+    model.params[0][:, 0], model.params[1][0] = -1.0, -1.0   # unit 1: dead on any image
+    rows = rng.uniform(size=(50, 784)).astype(np.float32)
+    picture = compute.filters(model, rows)
+    dead = model.encode(rows, layer=1).max(axis=0) <= 0
+    assert dead[0] and picture.shape[-1] == 3 and 0 <= picture.min() and picture.max() <= 1
+    np.testing.assert_array_equal(picture, figures.filters_image(model.params[0], dead))
 
 
 # --- the checkpoint door ----------------------------------------------------------
@@ -154,13 +158,14 @@ def test_a_good_checkpoint_loads_as_its_records_model(grid):
 
 @pytest.mark.parametrize("checkpoint", ["../outside.npz", "/etc/passwd", "runs/../../outside.npz"])
 def test_a_checkpoint_path_outside_the_results_is_refused(grid, checkpoint):
-    with pytest.raises(CheckpointError, match="outside the results folder"):
+    # The one checkpoint a record may name is its own, runs/<dataset>/<key>.npz.
+    with pytest.raises(CheckpointError, match="names the checkpoint .*, not its own runs/mnist/"):
         load_model(grid, {**one_record(grid), "checkpoint": checkpoint})
 
 
 def test_a_checkpoint_of_other_hidden_layers_is_refused(grid):
     record = one_record(grid)
-    with pytest.raises(CheckpointError, match=r"holds hidden layers .* but its record says \[7, 7\]"):
+    with pytest.raises(CheckpointError, match=r"has hidden layers .*, not the record's \[7, 7\]"):
         load_model(grid, {**record, "hidden": [7, 7]})
 
 
@@ -178,13 +183,26 @@ def test_non_finite_weights_are_refused(grid, tmp_path):
     model = Autoencoder.load(Path(grid) / record["checkpoint"])
     model.params[2][0, 0] = np.nan
     model.save(tmp_path / record["checkpoint"])
-    with pytest.raises(CheckpointError, match="not all finite"):
+    with pytest.raises(CheckpointError, match="W2 holds NaN or infinite weights"):
         load_model(tmp_path, record)
+
+
+def test_a_swapped_checkpoint_or_an_edited_record_is_refused_as_on_resume(grid, tmp_path):
+    ok = [r for r in read_records(grid) if r["status"] == "ok"]
+    a, b = next((a, b) for a in ok for b in ok if a["hidden"] == b["hidden"] and a is not b)
+    shutil.copytree(grid, tmp_path / "copy")
+    (tmp_path / "copy" / a["checkpoint"]).write_bytes((Path(grid) / b["checkpoint"]).read_bytes())
+    with pytest.raises(CheckpointError, match=f"holds run '{b['key']}', not {a['key']}"):
+        load_model(tmp_path / "copy", a)
+    x_val = load_images("mnist", b).x_val
+    with pytest.raises(CheckpointError, match="evaluates to validation BCE .* but its record says 0.5"):
+        load_model(grid, {**b, "val_bce": 0.5}, x_val)
+    assert load_model(grid, b, x_val).hidden == b["hidden"]
 
 
 def test_a_failed_run_has_no_checkpoint_to_load(grid):
     record = {**one_record(grid), "status": "failed", "error": "worker died", "checkpoint": None}
-    with pytest.raises(CheckpointError, match="names no checkpoint.*failed.*worker died"):
+    with pytest.raises(CheckpointError, match="has no checkpoint.*failed.*worker died"):
         load_model(grid, record)
 
 

@@ -21,7 +21,7 @@ from minae.explore.results import load_images
 from minae.explore.server import MAX_BODY, ExplorerServer
 from minae.tools.explore_bench import sample_results
 
-DAMAGED = "damaged0damaged0"
+DAMAGED = "da3a9ed0da3a9ed0"   # a key as the grid writes them: 16 hex digits
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +30,7 @@ def grid(tmp_path_factory):
     checkpoint file is damaged."""
     out = sample_results(tmp_path_factory.mktemp("grid"))
     records = json.loads((out / "results.json").read_text())
-    damaged = {**records[0], "key": DAMAGED, "repeat": 1, "checkpoint": "runs/mnist/damaged.npz"}
+    damaged = {**records[0], "key": DAMAGED, "repeat": 1, "checkpoint": f"runs/mnist/{DAMAGED}.npz"}
     (out / damaged["checkpoint"]).write_bytes(b"PK\x03\x04 half a zip file")
     (out / "results.json").write_text(json.dumps([*records, damaged]))
     return out
@@ -85,7 +85,7 @@ def test_the_state_lists_every_model_and_why_one_was_refused(server):
     assert mnist["hidden"] == [[32, 16, 32], [64, 32, 16, 32, 64], [128, 64, 32, 64, 128]]
     assert mnist["lrs"] == [0.1, 0.01, 0.001] and len(mnist["models"]) == 10
     (refused,) = [m for m in mnist["models"] if m["problem"]]
-    assert refused["id"] == DAMAGED and "damaged.npz" in refused["problem"]
+    assert refused["id"] == DAMAGED and f"{DAMAGED}.npz" in refused["problem"]
 
 
 def test_a_drawing_gets_every_models_picture_and_bce(server, models):
@@ -184,7 +184,7 @@ BAD = [
     ("extra field", "/api/reconstruct", {**GOOD, "model": "x"}, 400, "unexpected 'model'"),
     ("not an object", "/api/reconstruct", [0.0] * 784, 400, "must be a JSON object"),
     ("unknown model", "/api/codes", {"model": "0123456789abcdef"}, 404, "unknown model"),
-    ("refused model", "/api/codes", {"model": DAMAGED}, 404, "was refused.*damaged.npz"),
+    ("refused model", "/api/codes", {"model": DAMAGED}, 404, f"was refused.*{DAMAGED}.npz"),
     ("unknown model for units", "/api/units", {"model": "nope", "pixels": [0.0] * 784}, 404, "unknown model"),
     ("label out of range", "/api/example", {"dataset": "mnist", "label": 10}, 400, "from 0 to 9"),
     ("negative index", "/api/point", {"model": "MODEL", "index": -1}, 400, "index must be an integer >= 0"),
@@ -242,7 +242,7 @@ def test_a_post_without_a_length_or_as_a_form_is_refused(server):
 
 
 @pytest.mark.parametrize("path", ["/static/../setup.cfg", "/../../etc/passwd", "/static/%2e%2e/server.py",
-                                  "/static/..%2fexplorer.py", "/results.json", "/runs/mnist/damaged.npz",
+                                  "/static/..%2fexplorer.py", "/results.json", f"/runs/mnist/{DAMAGED}.npz",
                                   "/static/", "//etc/passwd", "/static/app.js/../../__init__.py"])
 def test_no_path_leads_outside_the_assets(server, path):
     status, answer = ask(server, "GET", path)

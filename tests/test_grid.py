@@ -80,7 +80,7 @@ def test_second_run_trains_nothing(finished, capsys):
     before = {p: p.stat().st_mtime_ns for p in (finished / "runs").rglob("*.json")}
     args = [a for a in TINY if a != "--quiet"]
     assert main([*args, "--out", str(finished), "--jobs", "1", "--no-plots"]) == 0
-    assert "4 finished runs reused, 0 to train" in capsys.readouterr().out
+    assert "4 finished earlier and reused, 0 to train" in capsys.readouterr().out
     assert {p: p.stat().st_mtime_ns for p in (finished / "runs").rglob("*.json")} == before
 
 

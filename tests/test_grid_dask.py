@@ -103,19 +103,21 @@ def test_losing_a_worker_mid_grid_loses_no_run(dask_cluster, tmp_path):
     assert len(records) == 6 and all(r["status"] == "ok" for r in records)
 
 
-def test_a_task_that_keeps_failing_is_recorded_and_the_grid_goes_on(tmp_path, monkeypatch):
+def test_a_task_that_keeps_failing_is_recorded_and_the_grid_goes_on(tmp_path, monkeypatch, capsys):
     original = cluster._task
 
-    def failing(settings, ds, engine):
+    def failing(settings, ds, summary, engine):
         if settings["lr"] == 0.1:
             raise RuntimeError("this run always fails")
-        return original(settings, ds, engine)
+        return original(settings, ds, summary, engine)
 
     monkeypatch.setattr(cluster, "_task", failing)   # the workers below are threads of this process
     with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
                                   dashboard_address=":0") as local:
         out = tmp_path / "failing"
-        assert main([*SMALL, "--out", str(out), "--scheduler", local.scheduler_address]) == 0
+        # The grid goes on and reports every run, but its exit code says that runs failed.
+        assert main([*SMALL, "--out", str(out), "--scheduler", local.scheduler_address]) == 1
+    assert "error: 2 of 4 runs failed (mnist 8,4,8 lr=0.1" in capsys.readouterr().err
     records = json.loads((out / "results.json").read_text())
     failed = [r for r in records if r["status"] == "failed"]
     assert len(failed) == 2 and all("RuntimeError: this run always fails" in r["error"] for r in failed)
@@ -137,5 +139,8 @@ def test_an_unreachable_scheduler_is_a_clear_error_within_the_timeout(tmp_path, 
 
 def test_without_distributed_the_flag_names_the_extra(tmp_path, capsys, monkeypatch):
     monkeypatch.setitem(sys.modules, "distributed", None)   # as if not installed
-    assert main([*SMALL, "--out", str(tmp_path / "o"), "--scheduler", "local"]) == 2
+    with pytest.raises(SystemExit) as exc:   # refused with the flags, before any data is read
+        main([*SMALL, "--out", str(tmp_path / "o"), "--scheduler", "local"])
+    assert exc.value.code == 2
     assert "pip install 'minae[distributed]'" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()

@@ -77,7 +77,7 @@ def test_raising_the_seed_count_trains_only_the_new_repeats(tmp_path, capsys):
     assert main([*SMALL, "--out", str(out), "--seeds", "2", "--quiet"]) == 0
     before = {p.name: p.stat().st_mtime_ns for p in (out / "runs" / "mnist").glob("*.json")}
     assert main([*SMALL, "--out", str(out), "--seeds", "3"]) == 0
-    assert "8 finished runs reused, 4 to train" in capsys.readouterr().out
+    assert "8 finished earlier and reused, 4 to train" in capsys.readouterr().out
     after = {p.name: p.stat().st_mtime_ns for p in (out / "runs" / "mnist").glob("*.json")}
     assert len(after) == 12 and {k: after[k] for k in before} == before
 

@@ -71,6 +71,8 @@ class Dataset:
     notes:    sentences a report should carry (subsets, non-canonical files)
     digest:   identifies the content: two Datasets with the same digest train
               and validate on the same images, in the same order
+    files:    the four files read, each with the SHA-256 of its content, so a
+              changed file can be named
     """
 
     name: str
@@ -84,6 +86,7 @@ class Dataset:
     split: str
     notes: list = field(default_factory=list)
     digest: str = ""   # SHA-256 of the uint8 images and labels actually used (see content_digest)
+    files: tuple = ()  # ((path, SHA-256 of its header and values), ...): the four files read
 
     @property
     def classes(self):
@@ -212,7 +215,8 @@ def read_files(paths, name):
     if not canonical:
         notes.append(f"files are not the canonical {name} content "
                      f"({len(arrays['train_images'])} train / {len(arrays['test_images'])} test images)")
-    return arrays, canonical, notes
+    files = tuple((str(paths[role]), payload_sha256(arrays[role])) for role in ROLES)
+    return arrays, canonical, notes, files
 
 
 # How a named folder is called in messages, by source.
@@ -320,9 +324,9 @@ def locate(name, data_dir=None, *, allow_download=True, mirrors=None, timeout=30
         f"\n{'!' * 72}\nminae: the full {name} dataset was not found; using the BUNDLED SAMPLE "
         f"(a few thousand real images).\nResults are NOT comparable with the full experiment. "
         f"Looked in:\n  " + "\n  ".join(tried) + f"\n{'!' * 72}", SampleDataWarning, stacklevel=2)
-    arrays, _, _ = read_files(paths, name)
+    arrays, _, _, files = read_files(paths, name)
     return (SAMPLE, str(paths["train_images"].parent), arrays, False,
-            ["BUNDLED SAMPLE: a small real subset, not the full dataset"])
+            ["BUNDLED SAMPLE: a small real subset, not the full dataset"], files)
 
 
 # ---------------------------------------------------------------------------
@@ -357,7 +361,7 @@ def load(name, data_dir=None, *, val_fraction=None, limit_train=None, limit_val=
     seed = checks.seed(seed)
     if val_fraction is not None and not 0.0 < checks.finite_real(val_fraction, "val_fraction") < 1.0:
         raise ValueError(f"val_fraction must be between 0 and 1 (exclusive), got {val_fraction!r}")
-    source, location, arrays, canonical, notes = locate(
+    source, location, arrays, canonical, notes, files = locate(
         name, data_dir, allow_download=allow_download, mirrors=mirrors, timeout=timeout,
         progress=progress, require_full=require_full)
     images, labels = arrays["train_images"], arrays["train_labels"]
@@ -380,7 +384,7 @@ def load(name, data_dir=None, *, val_fraction=None, limit_train=None, limit_val=
 
     tr_x, tr_y, va_x, va_y = pick(tr_x, tr), pick(tr_y, tr).copy(), pick(va_x, va), pick(va_y, va).copy()
     return Dataset(name, flatten(tr_x), tr_y, flatten(va_x), va_y, source, location, canonical, split,
-                   notes, content_digest(tr_x, tr_y, va_x, va_y))
+                   notes, content_digest(tr_x, tr_y, va_x, va_y), files)
 
 
 def content_digest(*arrays):

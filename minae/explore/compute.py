@@ -7,7 +7,9 @@ calls on a trained Autoencoder; the browser only shows the answers.
     the code of an image           model.encode(x, layer=model.code_layer)
     the image of a code            model.decode(code)
     each unit's activation         model.encode(x, layer=k), for every hidden layer k
-    the first layer's filters      model.params[0], W1 (D, H1): one column per unit
+    which units are dead           minae.diagnostics.dead_units, after a forward pass
+    the first layer's filters      model.params[0], W1 (D, H1): one column per unit,
+                                   drawn by minae.figures as every figure draws them
 
 Images travel to the page as PNG files, written by ``png`` below: a PNG is
 a few header bytes and the image's rows of bytes, compressed with zlib.
@@ -21,10 +23,9 @@ import zlib
 
 import numpy as np
 
-from minae.figures import filters_image
+from minae import figures
+from minae.diagnostics import dead_units
 from minae.train import evaluate
-
-FILTERS_SHOWN = 64   # first-layer filters in the Units view (the widest first layer has 128)
 
 
 def host(model, a):
@@ -70,19 +71,16 @@ def units(model, x, x_rows):
     """Per hidden layer: each unit's activation for one image x (1, D), and which
     units are dead: not positive for any row of x_rows (N, D) (minae.diagnostics)."""
     x, x_rows = rows(model, x), rows(model, x_rows)
-    layers = []
-    for k in range(1, len(model.hidden) + 1):
-        layers.append({"activations": host(model, model.encode(x, layer=k))[0],
-                       "dead": host(model, model.encode(x_rows, layer=k)).max(axis=0) <= 0})
-    return layers
+    model.forward(x_rows)                         # each ReLU keeps its output on x_rows
+    dead = [host(model, d) for d in dead_units(model)]
+    return [{"activations": host(model, model.encode(x, layer=k))[0], "dead": dead[k - 1]}
+            for k in range(1, len(model.hidden) + 1)]
 
 
-def filters(model):
-    """The first FILTERS_SHOWN filters of the first layer as one colour image: red where
-    a pixel excites the unit, blue where it inhibits it (the live view's colours)."""
-    from matplotlib import colormaps
-
-    return colormaps["RdBu_r"](filters_image(host(model, model.params[0]), limit=FILTERS_SHOWN))[..., :3]
+def filters(model, x_rows):
+    """The first layer's filters as one colour image (minae.figures: red where a pixel
+    excites the unit, blue where it inhibits it; dead units on x_rows grey, framed)."""
+    return figures.filters_image(host(model, model.params[0]), figures.dead_units(model, x_rows))
 
 
 def png(image):

@@ -67,15 +67,17 @@ class Explorer:
             raise ValueError(f"{results_dir}/results.json holds no runs yet; let the grid finish a run first")
         self.runs, self.images = {}, {}
         for record in records:
-            run = Run(record)
-            try:
-                run.model = load_model(results_dir, record)
-            except CheckpointError as exc:
-                run.problem = str(exc)
-            self.runs[record["key"]] = run
             name = record["dataset"]
             if name not in self.images:
                 self.images[name] = load_images(name, record, data_dir)
+        for record in records:
+            run = Run(record)
+            images = self.images[record["dataset"]]
+            try:   # re-evaluated on the grid's own validation images, when those are at hand
+                run.model = load_model(results_dir, record, images.x_val if images.note is None else None)
+            except CheckpointError as exc:
+                run.problem = str(exc)
+            self.runs[record["key"]] = run
         # NumPy releases the GIL, and a model's layers keep each forward pass's
         # arrays for backward: one request at a time computes with the grid's models.
         self.lock = threading.Lock()
@@ -190,10 +192,8 @@ class Explorer:
         x_rows = self.images[run.record["dataset"]].x_val[:DIAG_ROWS]
         with self.lock:
             layers = compute.units(run.model, x, x_rows)
-            picture = compute.filters(run.model)
-        side = int(np.sqrt(run.model.input_dim))   # 28: each filter is one image's worth of weights
-        return {"filters": compute.data_url(picture), "columns": picture.shape[1] // side,
-                "shown": min(compute.FILTERS_SHOWN, run.model.hidden[0]), "dead_rows": len(x_rows),
+            picture = compute.filters(run.model, x_rows)
+        return {"filters": compute.data_url(picture), "dead_rows": len(x_rows),
                 "layers": [{"activations": np.round(layer["activations"], 5).tolist(),
                             "dead": layer["dead"].tolist()} for layer in layers]}
 

@@ -20,7 +20,7 @@ import numpy as np
 from minae.data import SampleDataWarning, load, load_sample
 from minae.data.loading import SAMPLE
 from minae.errors import CheckpointError, DataError
-from minae.model import Autoencoder
+from minae.grid.runs import load_checked
 
 TRAIN_ROWS = 5000   # training images kept for live training (the bundled sample has 5,000)
 
@@ -45,34 +45,19 @@ def read_records(results_dir):
     return records
 
 
-def load_model(results_dir, record):
-    """The trained model of one grid record, or CheckpointError naming the file and the reason.
-
-    Checks: the record names a checkpoint inside ``results_dir``; the file is
-    a minae checkpoint (read without pickle); its hidden layers are the
-    record's; every weight is finite.
-    """
-    results_dir = Path(results_dir).resolve()
+def load_model(results_dir, record, x_val=None):
+    """The trained model of one grid record, through the same checks as the grid's
+    resume (minae.grid.runs.load_checked: its own checkpoint, the record's key and
+    data digest, finite weights, and, given x_val, the recorded validation BCE),
+    or CheckpointError naming the file (as the record names it) and the reason."""
     name = record.get("checkpoint")
-    if not isinstance(name, str) or not name:
-        error = f": {record['error']}" if "error" in record else ""
-        raise CheckpointError(f"run {record.get('key')!r} names no checkpoint (status "
-                              f"{record.get('status')!r}{error})")
-    path = (results_dir / name).resolve()
-    if not path.is_relative_to(results_dir):
-        raise CheckpointError(f"{name}: the checkpoint path leads outside the results folder; refused")
     try:
-        model = Autoencoder.load(path)
+        return load_checked(results_dir, record, x_val)
     except FileNotFoundError as exc:
         raise CheckpointError(f"{name}: no such file") from exc
     except CheckpointError as exc:   # named as the record names it: shorter, and the same on every machine
-        raise CheckpointError(str(exc).replace(str(path), name)) from exc
-    if model.hidden != record.get("hidden"):
-        raise CheckpointError(f"{name}: it holds hidden layers {model.hidden}, but its record says "
-                              f"{record.get('hidden')}; the file belongs to another run")
-    if not all(np.isfinite(p).all() for p in model.params):
-        raise CheckpointError(f"{name}: its weights are not all finite (the run diverged)")
-    return model
+        path = str(Path(results_dir) / name) if isinstance(name, str) else None
+        raise CheckpointError(str(exc).replace(path, name) if path else str(exc)) from exc
 
 
 @dataclass

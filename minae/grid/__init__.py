@@ -14,8 +14,8 @@ Read in this order:
 """
 
 from minae.grid.config import ENGINES, ORIGINAL_DATASETS, ORIGINAL_HIDDEN, ORIGINAL_LRS, GridConfig
-from minae.grid.probe import code_probe, dead_fraction, knn_accuracy
+from minae.grid.probe import code_probe, knn_accuracy
 from minae.grid.schedule import GridResult, run_grid, write_outputs
 
 __all__ = ["ENGINES", "ORIGINAL_DATASETS", "ORIGINAL_HIDDEN", "ORIGINAL_LRS", "GridConfig", "GridResult",
-           "code_probe", "dead_fraction", "knn_accuracy", "run_grid", "write_outputs"]
+           "code_probe", "knn_accuracy", "run_grid", "write_outputs"]

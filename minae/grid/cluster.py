@@ -12,27 +12,35 @@ to Dask as a task and keeps the promises the process pool keeps:
 - workers train on the very arrays the driver loaded and verified (scattered
   to them once), never on files of their own;
 - each task uses one BLAS thread, so results equal ``--jobs 1`` bit for bit;
+- each task checks the digest of the arrays it received against the grid's
+  before it trains (minae.grid.runs.check_data);
 - a worker lost mid-task: Dask runs the task elsewhere; a task that keeps
-  failing is recorded as failed with its error, and the grid goes on;
-- a scheduler that cannot be reached is an error within ``--scheduler-timeout``.
+  failing is recorded as failed with its error, and the grid goes on (and
+  exits with 1, naming the failed runs);
+- a scheduler that cannot be reached is an error within ``--scheduler-timeout``;
+  one lost mid-grid stops the grid with one message (finished runs are kept);
+- Ctrl-C is the grid's alone: the workers of ``--scheduler local`` ignore it,
+  and the grid stops them and says so once.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import dataclasses
 import importlib.util
 import logging
 import os
+import signal
 import sys
-import time
 
 import numpy as np
 
-from minae import __version__
 from minae.errors import SchedulerError
-from minae.grid.config import settings_key
-from minae.grid.runs import log_to_tensorboard, save_run, train_and_describe
+from minae.grid.config import DataSummary, settings_key
+from minae.grid.pool import run_cost
+from minae.grid.runs import arrays_digest, check_data, make_record, save_run, train_and_describe
+from minae.grid.tensorboard_runs import log_to_tensorboard
 from minae.model import Autoencoder
 
 RETRIES = 2   # a task that raises is run this many more times before it counts as failed
@@ -51,12 +59,15 @@ def connect(address, jobs, timeout, log=print):
     """(client, cluster): a client of the scheduler at ``address``, or of a new
     LocalCluster of ``jobs`` single-threaded worker processes for "local"."""
     distributed = _distributed()
-    logging.getLogger("distributed").setLevel(logging.WARNING)   # its INFO lines would drown the grid's
+    # Its log lines (and tracebacks, when a scheduler goes away) would drown the
+    # grid's: the grid says what happened, once.
+    logging.getLogger("distributed").setLevel(logging.CRITICAL)
     cluster = None
     try:
         if address == "local":
-            cluster = distributed.LocalCluster(n_workers=jobs, threads_per_worker=1, processes=True,
-                                               dashboard_address=":0", silence_logs=logging.WARNING)
+            with _deaf_to_ctrl_c():   # the processes started here inherit it
+                cluster = distributed.LocalCluster(n_workers=jobs, threads_per_worker=1, processes=True,
+                                                   dashboard_address=":0", silence_logs=logging.CRITICAL)
             client = distributed.Client(cluster, timeout=f"{timeout}s")
         else:
             client = distributed.Client(address, timeout=f"{timeout}s")
@@ -80,19 +91,35 @@ def connect(address, jobs, timeout, log=print):
     return client, cluster
 
 
-def _task(settings, ds, engine):
-    """One run on a worker: train it and send back its record and weights."""
+@contextlib.contextmanager
+def _deaf_to_ctrl_c():
+    """SIGINT ignored while processes start: they keep ignoring it (an ignored signal
+    stays ignored in a child, and Python then installs no KeyboardInterrupt of its own),
+    so Ctrl-C reaches the grid alone, which stops them and says so once."""
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _task(settings, ds, summary, engine):
+    """One run on a worker: check the data it received, train it, send back its
+    record and weights."""
     from threadpoolctl import threadpool_limits
 
     _heap_for_large_arrays()
+    ds, digest = _aligned(ds)
+    check_data(ds, summary, digest)   # computed here, on the arrays this run trains on
     # One BLAS thread, as in the process pool: the same bits as --jobs 1.
     with threadpool_limits(1 if settings["backend"] == "numpy" else None):
-        model, record = train_and_describe(settings, _aligned(ds), engine=engine)
+        model, record = train_and_describe(settings, ds, engine=engine)
     return record, [model.backend.to_host(p) for p in model.params]
 
 
 def _aligned(ds):
-    """The dataset with aligned arrays, copied once per worker and kept on the object.
+    """(the dataset with aligned arrays, their digest), made once per worker and kept
+    on the scattered object.
 
     Arrays scattered by Dask arrive at arbitrary byte offsets in its message
     frames (measured: offset 51 mod 64), and NumPy's unaligned loops made an
@@ -101,8 +128,8 @@ def _aligned(ds):
     cached = getattr(ds, "_minae_aligned", None)
     if cached is None:
         names = ("x_train", "y_train", "x_val", "y_val")
-        cached = dataclasses.replace(ds, **{n: np.require(getattr(ds, n), requirements="CA") for n in names})
-        ds._minae_aligned = cached
+        aligned = dataclasses.replace(ds, **{n: np.require(getattr(ds, n), requirements="CA") for n in names})
+        cached = ds._minae_aligned = (aligned, arrays_digest(aligned))
     return cached
 
 
@@ -128,21 +155,11 @@ def _heap_for_large_arrays():
     libc.mallopt(-1, 128 << 20)   # M_TRIM_THRESHOLD: keep up to 128 MiB of freed heap
 
 
-def failed_record(settings, error, engine):
-    """The record of a run whose task failed for good (never reused: the next grid tries again)."""
-    return {**settings, "repeat": settings.get("repeat", 0), "key": settings_key(settings),
-            "status": "failed", "error": error, "diverged_epoch": None, "train_bce": None,
-            "val_bce": None, "history": {"train_bce": [], "val_bce": [], "diagnostics": []},
-            "seconds": None, "epoch_seconds": [], "engine": engine, "knn_accuracy": None,
-            "output_spread": None, "dead_fraction": None, "checkpoint": None, "minae_version": __version__,
-            "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-
-
-def run_on_dask(todo, datasets, config, out, finished, log=print, order=None):
-    """Train ``todo`` as tasks on the cluster of ``config.scheduler``.
+def run_on_dask(todo, datasets, config, out, finished, log=print):
+    """Train ``todo`` as tasks on the cluster of ``config.scheduler``, longest first.
 
     finished(record) is called, in this process, as each run ends (after its
-    files are written); order sorts the tasks (longest first).
+    files are written).
     """
     distributed = _distributed()
     environ = dict(os.environ)   # Dask's nannies set OPENBLAS_NUM_THREADS=1 and more here, for good
@@ -153,33 +170,40 @@ def run_on_dask(todo, datasets, config, out, finished, log=print, order=None):
         names = {s["dataset"] for s in todo}
         # Scattered to every worker once; a worker that joins later fetches from a peer.
         data = {name: client.scatter(datasets[name], broadcast=True, hash=False) for name in names}
-        for settings in sorted(todo, key=order) if order else todo:
-            future = client.submit(_task, settings, data[settings["dataset"]], config.engine,
+        summaries = {name: DataSummary.of(datasets[name]) for name in names}
+        for settings in sorted(todo, key=run_cost, reverse=True):
+            name = settings["dataset"]
+            future = client.submit(_task, settings, data[name], summaries[name], config.engine,
                                    key=f"minae-run-{settings_key(settings)}", pure=False, retries=RETRIES)
             futures[future] = settings
         for future in distributed.as_completed(list(futures)):
             settings = futures.pop(future)
             try:
                 record, weights = future.result()
-            except Exception as exc:   # the task's error after its retries, or KilledWorker
-                log(f"failed: {settings['dataset']} {settings['hidden']} lr={settings['lr']:g}: "
-                    f"{type(exc).__name__}: {exc}")
-                finished(failed_record(settings, f"{type(exc).__name__}: {exc}", config.engine))
+            except Exception as exc:   # the task's error after its retries, KilledWorker, or no scheduler
+                if client.status != "running":
+                    raise SchedulerError(
+                        f"lost the Dask scheduler {config.scheduler} while {len(futures) + 1} runs were "
+                        f"unfinished ({type(exc).__name__}). Finished runs are saved in {out}; start the "
+                        "scheduler again and run the same command to train only what is missing") from None
+                error = " ".join(f"{type(exc).__name__}: {exc}".split())   # one line
+                finished(make_record(settings, "failed", config.engine, error=error))
                 continue
             model = Autoencoder(datasets[settings["dataset"]].x_train.shape[1], settings["hidden"],
                                 seed=settings["seed"], dtype=settings["dtype"])
             for p, w in zip(model.params, weights, strict=True):
                 p[...] = w
             record = save_run(out, settings, record, model)
+            finished(record)
             if config.tensorboard:   # written here: workers need not share our filesystem
                 log_to_tensorboard(out, settings, record, model, datasets[settings["dataset"]])
-            finished(record)
     finally:
-        if futures:   # interrupted: the runs in flight are lost, nothing else
-            client.cancel(list(futures), force=True)
+        if futures and client is not None and client.status == "running":
+            client.cancel(list(futures), force=True)   # interrupted: the runs in flight are lost
         if client is not None:
             client.close()
         if cluster is not None:
             cluster.close()
         os.environ.clear()   # so that nothing this process starts later inherits Dask's settings
         os.environ.update(environ)
+

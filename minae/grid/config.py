@@ -224,11 +224,12 @@ class DataSummary:
     canonical: bool
     notes: tuple = ()
     digest: str = ""
+    files: tuple = ()   # ((path, SHA-256 of its content), ...) of the files read
 
     @classmethod
     def of(cls, ds):
         return cls(ds.name, ds.source, ds.location, len(ds.x_train), len(ds.x_val), ds.canonical,
-                   tuple(ds.notes), ds.digest)
+                   tuple(ds.notes), ds.digest, tuple(ds.files))
 
 
 def run_settings(config, data, hidden, lr, backend, repeat=0):

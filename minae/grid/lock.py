@@ -42,7 +42,7 @@ def _alive(pid):
 
 @contextlib.contextmanager
 def grid_lock(out, log=print):
-    """Hold the lock of folder ``out`` for the ``with`` block (re-entrant in one process)."""
+    """Hold the lock of folder ``out`` for the ``with`` block (run_grid takes it once)."""
     path = Path(out) / LOCK_NAME
     me = {"pid": os.getpid(), "host": socket.gethostname(),
           "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
@@ -56,10 +56,9 @@ def grid_lock(out, log=print):
                 json.dump(me, f)
             break
         holder = _read(path)
-        if holder is not None and (holder.get("pid"), holder.get("host")) == (me["pid"], me["host"]):
-            yield path   # this process holds it already: the outer holder releases it
-            return
-        gone = holder is not None and holder.get("host") == me["host"] and not _alive(holder.get("pid"))
+        # Our own pid in a lock we do not hold: a dead grid's, whose pid we now have.
+        gone = holder is not None and holder.get("host") == me["host"] and (
+            not _alive(holder.get("pid")) or holder.get("pid") == me["pid"])
         if gone or (holder is None and time.time() - _mtime(path) > UNREADABLE_GRACE_S):
             who = "an unreadable lock" if holder is None else \
                 f"the lock of grid process {holder.get('pid')}, which no longer runs"

@@ -2,10 +2,8 @@
 
 What it teaches: two models with similar BCE can have learned very different
 things. A k-nearest-neighbour vote on the bottleneck codes asks whether the
-codes know the class; the spread of the reconstructions across images asks
-whether the model outputs one constant image; the fraction of first-layer
-ReLU units that never fire asks whether the encoder is dead (what a learning
-rate of 0.1 does; tutorial 8).
+codes know the class (a collapsed model's codes know nothing: k-NN near
+chance, 10%).
 """
 
 from __future__ import annotations
@@ -41,28 +39,16 @@ def _probe_rows(n, limit, seed):
 
 
 def code_probe(model, ds, seed=0):
-    """Evidence about what a trained model learned, on subsets of the data.
+    """k-NN accuracy of the class from the bottleneck codes, on seeded subsets of
+    the data (KNN_TRAIN neighbours to vote, KNN_VAL images to classify).
 
-    knn_accuracy:  k-NN accuracy of the class from the bottleneck codes
-    output_spread: mean over pixels of the std of the reconstructions across
-                   images (about 0 when the model outputs one constant image)
-    dead_fraction: fraction of first-layer ReLU units never active on them
+    The unit statistics (dead units, output spread) are minae.diagnostics':
+    a run's record takes them from its last epoch, measured on the rows every
+    figure and the live view use.
     """
     tr = _probe_rows(len(ds.x_train), KNN_TRAIN, seed)
     va = _probe_rows(len(ds.x_val), KNN_VAL, seed + 1)
     be, layer = model.backend, model.code_layer
-    x_tr, x_va = be.asarray(ds.x_train[tr]), be.asarray(ds.x_val[va])
-    codes_tr = be.to_host(model.encode(x_tr, layer=layer)).astype(np.float64)
-    codes_va = be.to_host(model.encode(x_va, layer=layer)).astype(np.float64)
-    return {
-        "knn_accuracy": knn_accuracy(codes_tr, ds.y_train[tr], codes_va, ds.y_val[va]),
-        "output_spread": float(be.to_host(model.predict(x_va)).std(axis=0).mean()),
-        "dead_fraction": dead_fraction(model, x_va),
-    }
-
-
-def dead_fraction(model, x, layer=1):
-    """Fraction of hidden layer ``layer``'s ReLU units that are not positive for
-    any row of x: (N, D). Such a unit passes no gradient back, so it cannot recover."""
-    h = model.backend.to_host(model.encode(x, layer=layer))   # (N, H_layer)
-    return float(np.mean(h.max(axis=0) <= 0))
+    codes_tr = be.to_host(model.encode(be.asarray(ds.x_train[tr]), layer=layer)).astype(np.float64)
+    codes_va = be.to_host(model.encode(be.asarray(ds.x_val[va]), layer=layer)).astype(np.float64)
+    return knn_accuracy(codes_tr, ds.y_train[tr], codes_va, ds.y_val[va])

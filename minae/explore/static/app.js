@@ -314,10 +314,6 @@ async function showUnits() {
     $("filters").src = answer.filters;
     $("units-info").textContent = "activations for the drawing of the Draw view; dead: never positive on " +
       `the first ${answer.dead_rows} validation images`;
-    const marks = $("filter-marks");
-    marks.style.gridTemplateColumns = `repeat(${answer.columns}, 1fr)`;
-    marks.replaceChildren(...answer.layers[0].dead.slice(0, answer.shown).map((dead, k) =>
-      el("span", dead ? {class: "dead", title: `unit ${k + 1}: dead`} : {title: `unit ${k + 1}`}, dead ? "dead" : "")));
     $("layers").replaceChildren(...answer.layers.map((layer, k) => {
       const top = Math.max(...layer.activations, 1e-12);
       const dead = layer.dead.filter(Boolean).length;
