@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import threading
 
 from tqdm.auto import tqdm
 
@@ -13,3 +14,10 @@ def progress_bar(iterable=None, *, total=None, desc=None, unit="it", show=True, 
         show = sys.stderr.isatty()
     return tqdm(iterable, total=total, desc=desc, unit=unit, leave=leave, disable=not show,
                 dynamic_ncols=True, **kwargs)
+
+
+def without_process_lock():
+    """In a worker process that draws no bars and may be stopped from outside: give
+    tqdm a thread lock. Its default is a multiprocessing lock, a named semaphore a
+    stopped process cannot unlink ("resource_tracker: ... leaked semaphore objects")."""
+    tqdm.set_lock(threading.RLock())

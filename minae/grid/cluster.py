@@ -36,6 +36,7 @@ import sys
 
 import numpy as np
 
+from minae._progress import without_process_lock
 from minae.errors import SchedulerError
 from minae.grid.config import DataSummary, settings_key
 from minae.grid.pool import run_cost
@@ -59,9 +60,6 @@ def connect(address, jobs, timeout, log=print):
     """(client, cluster): a client of the scheduler at ``address``, or of a new
     LocalCluster of ``jobs`` single-threaded worker processes for "local"."""
     distributed = _distributed()
-    # Its log lines (and tracebacks, when a scheduler goes away) would drown the
-    # grid's: the grid says what happened, once.
-    logging.getLogger("distributed").setLevel(logging.CRITICAL)
     cluster = None
     try:
         if address == "local":
@@ -109,6 +107,7 @@ def _task(settings, ds, summary, engine):
     from threadpoolctl import threadpool_limits
 
     _heap_for_large_arrays()
+    without_process_lock()   # a LocalCluster's workers are stopped mid-run by Ctrl-C
     ds, digest = _aligned(ds)
     check_data(ds, summary, digest)   # computed here, on the arrays this run trains on
     # One BLAS thread, as in the process pool: the same bits as --jobs 1.
@@ -165,6 +164,9 @@ def run_on_dask(todo, datasets, config, out, finished, log=print):
     environ = dict(os.environ)   # Dask's nannies set OPENBLAS_NUM_THREADS=1 and more here, for good
     client = cluster = None
     futures = {}
+    # Dask logs a lost connection's tracebacks through loggers with levels of their
+    # own (distributed.client's is set by its config): while it runs, the grid alone speaks.
+    logging.disable(logging.CRITICAL)
     try:
         client, cluster = connect(config.scheduler, config.jobs, config.scheduler_timeout, log)
         names = {s["dataset"] for s in todo}
@@ -206,4 +208,5 @@ def run_on_dask(todo, datasets, config, out, finished, log=print):
             cluster.close()
         os.environ.clear()   # so that nothing this process starts later inherits Dask's settings
         os.environ.update(environ)
+        logging.disable(logging.NOTSET)
 

@@ -26,6 +26,7 @@ import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 
+from minae._progress import without_process_lock
 from minae.data import load
 from minae.errors import WorkerError
 from minae.grid.config import settings_key
@@ -40,6 +41,7 @@ def _worker_init(data, events, grid_pid):
     from threadpoolctl import threadpool_limits
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)   # the grid handles Ctrl-C and stops us
+    without_process_lock()                         # the grid may stop us mid-run
     threading.Thread(target=_exit_when_orphaned, args=(grid_pid,), daemon=True).start()
     threadpool_limits(1)
     _WORKER.update(data=data, events=events, cache={})
