@@ -21,7 +21,7 @@ from minae import ReLU, Sigmoid, sigmoid
 from minae.gradcheck import away_from_kink, check_layer
 
 rng = np.random.default_rng(0)
-x = away_from_kink(rng.standard_normal((4, 6)))   # keep clear of the kink at 0 (see tutorial 5)
+x = away_from_kink(rng.standard_normal((4, 6)))   # keep clear of the kink at 0 (see tutorial 6)
 for layer in (ReLU(), Sigmoid()):
     err = check_layer(layer, x, rng=rng)["x"]
     print(f"{type(layer).__name__}: relative error of dx {err:.1e}")

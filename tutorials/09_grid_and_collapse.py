@@ -1,5 +1,5 @@
 # %% [markdown]
-# # 8. The grid, and why learning rate 0.1 collapses
+# # 9. The grid, and why learning rate 0.1 collapses
 #
 # The original experiment trained three depths at learning rates 0.1, 0.01
 # and 0.001 and ranked them by validation BCE. Learning rate 0.1 produced
@@ -7,7 +7,7 @@
 # the evidence for *why*, not just the claim.
 #
 # Adam's first step moves every weight by about lr, whatever its gradient
-# (tutorial 6). Glorot-uniform weights of the first layer are at most
+# (tutorial 7). Glorot-uniform weights of the first layer are at most
 # sqrt(6 / (784 + 128)) = 0.081 in size. A step of 0.1 on every weight is
 # larger than the weights themselves: after a few such steps many first-layer
 # units have a negative pre-activation for *every* image. A ReLU that is never

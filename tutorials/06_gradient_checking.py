@@ -1,5 +1,5 @@
 # %% [markdown]
-# # 5. Gradient checking done right
+# # 6. Gradient checking done right
 #
 # A numerical gradient is only useful if it can tell a correct backward pass
 # from a broken one. Four things decide that:

@@ -1,7 +1,7 @@
 # %% [markdown]
-# # 10. Watching gradients: see a collapse as it happens
+# # 11. Watching gradients: see a collapse as it happens
 #
-# Tutorial 8 showed *that* learning rate 0.1 kills the encoder. Here we watch
+# Tutorial 9 showed *that* learning rate 0.1 kills the encoder. Here we watch
 # it happen, epoch by epoch, with the numbers `fit` records in
 # `history.diagnostics` (minae/diagnostics.py), all taken from the step the
 # optimizer actually took:
@@ -70,7 +70,7 @@ for ax, title in zip(axes, ("update ratio of W1", "dead units in ReLU 1", "outpu
     ax.set_xlabel("epoch")
     ax.legend(fontsize=8)
 axes[0].set_yscale("log")
-save(fig, "10_watching_gradients")
+save(fig, "11_watching_gradients")
 
 # %% [markdown]
 # ## The same, for a whole grid, in TensorBoard

@@ -1,5 +1,5 @@
 # %% [markdown]
-# # 6. Adam step by step, and plain SGD beside it
+# # 7. Adam step by step, and plain SGD beside it
 #
 # Where Adam comes from, in three steps:
 #
@@ -116,7 +116,7 @@ for name, h in histories.items():
 ax.set_xlabel("epoch")
 ax.set_ylabel("validation BCE")
 ax.legend()
-save(fig, "06_adam_vs_sgd")
+save(fig, "07_adam_vs_sgd")
 expect(histories["Adam lr=0.001"].val_bce[-1] < min(histories["SGD lr=0.1"].val_bce[-1],
                                                      histories["SGD lr=1.0"].val_bce[-1]),
        "Adam ends lower than SGD at either learning rate")

@@ -1,5 +1,5 @@
 # %% [markdown]
-# # 7. Training an autoencoder on real images
+# # 8. Training an autoencoder on real images
 #
 # Everything so far, put together: real MNIST digits (the bundled sample,
 # 5,000 training and 1,000 validation images), flattened to 784 pixels in
@@ -101,10 +101,10 @@ expect(history.val_bce[-1] < 0.9 * baseline, "the model beats the mean-image bas
 # %%
 x_show = data.x_val[:8]
 names = [plots.plot_curves([{"hidden": model.hidden, "lr": 0.001, "history": history.as_dict()}],
-                           FIGURES / "07_curves.png"),
-         plots.plot_reconstructions(model, x_show, FIGURES / "07_reconstructions.png"),
-         plots.plot_filters(model, FIGURES / "07_filters.png"),
-         plots.plot_first_layer_codes(model, data.x_val[:6], FIGURES / "07_first_layer_codes.png")]
+                           FIGURES / "08_curves.png"),
+         plots.plot_reconstructions(model, x_show, FIGURES / "08_reconstructions.png"),
+         plots.plot_filters(model, FIGURES / "08_filters.png"),
+         plots.plot_first_layer_codes(model, data.x_val[:6], FIGURES / "08_first_layer_codes.png")]
 print("figures:", ", ".join(str(FIGURES / n) for n in names))
 for name in names:
     show_png(FIGURES / name)   # inline in Jupyter; a script just writes the files

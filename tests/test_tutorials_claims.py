@@ -1,0 +1,109 @@
+"""Every claim a tutorial checks can fail: given a wrong input or a broken piece of code, it does.
+
+A tutorial judges each expectation with a small function defined beside it
+(``agrees_with_model``, ``matches``, ...) that takes what it judges as
+arguments. ``definitions(n)`` loads tutorial n's imports, functions and
+classes without running its computations, so each test below can call a
+claim with what a wrong version of the claim, or of minae's code, would
+produce, and see it return False.
+"""
+
+import ast
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from minae import Autoencoder, Dense, ReLU, bce_with_logits
+
+TUTORIALS = Path(__file__).resolve().parents[1] / "tutorials"
+
+
+def definitions(number):
+    """Tutorial ``number``'s imports, functions and classes, as attributes; nothing else of it runs."""
+    path = next(TUTORIALS.glob(f"{number:02d}_*.py"))
+    tree = ast.parse(path.read_text(), str(path))
+    tree.body = [node for node in tree.body
+                 if isinstance(node, (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.ClassDef))]
+    namespace = {"__name__": path.stem}
+    with pytest.MonkeyPatch.context() as mp:
+        mp.syspath_prepend(str(TUTORIALS))   # for `from _tutorial import ...`
+        exec(compile(tree, str(path), "exec"), namespace)
+    return SimpleNamespace(**namespace)
+
+
+class ReLUWithoutMask(ReLU):
+    """A broken ReLU: backward lets every gradient through."""
+
+    def backward(self, dout, out=None):
+        return dout
+
+
+# -- 05: a network by hand, and forks ----------------------------------------------------------
+
+def test_05_the_hand_chain_disagrees_with_a_model_whose_relu_forgets_its_mask():
+    t = definitions(5)
+    x = np.random.default_rng(0).uniform(size=(3, 6))
+    model = Autoencoder(6, [4], seed=0, dtype="float64")
+    by_hand = t.loss_and_grads_by_hand(x, *model.params)
+    loss, grads = model.loss(x)
+    assert t.agrees_with_model(by_hand, (float(loss), [g.copy() for g in grads]))
+    model.relus[0] = ReLUWithoutMask()
+    loss, grads = model.loss(x)
+    assert not t.agrees_with_model(by_hand, (float(loss), [g.copy() for g in grads]))
+
+
+def test_05_the_hand_chain_disagrees_with_a_loss_that_drops_one_over_n_d():
+    t = definitions(5)
+    x = np.random.default_rng(0).uniform(size=(3, 6))
+    model = Autoencoder(6, [4], seed=0, dtype="float64")
+
+    def bce_without_count(z, x, **kwargs):
+        loss, dz = bce_with_logits(z, x, **kwargs)
+        return loss, dz * x.size
+
+    loss, grads = model.loss(x, bce=bce_without_count)
+    assert not t.agrees_with_model(t.loss_and_grads_by_hand(x, *model.params),
+                                   (float(loss), [g.copy() for g in grads]))
+
+
+def test_05_a_tied_weight_fails_the_check_when_its_relu_is_broken():
+    t = definitions(5)
+    rng = np.random.default_rng(3)
+    x = rng.uniform(size=(3, 6))
+    enc, dec = Dense(6, 4, rng=rng, dtype="float64"), Dense(4, 6, rng=rng, dtype="float64")
+    dec.W = enc.W.T
+    first, second, numeric = t.tied_gradient_parts(enc, ReLU(), dec, x)
+    assert t.matches(first + second, numeric)
+    first, second, numeric = t.tied_gradient_parts(enc, ReLUWithoutMask(), dec, x)
+    assert not t.matches(first + second, numeric)
+
+
+class AccumulatingDense(Dense):
+    """Dense as tutorial 5 says a layers.py with weight sharing would need it: one input kept
+    per call, consumed last-in first-out, and gradients added rather than assigned."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.inputs = []
+
+    def forward(self, x, out=None):
+        self.inputs.append(x)
+        return x @ self.W + self.b
+
+    def backward(self, dout, out=None, need_dx=True):
+        x = self.inputs.pop()
+        self.dW += x.T @ dout
+        self.db += dout.sum(axis=0)
+        return dout @ self.W.T
+
+
+def test_05_the_reused_layer_claim_fails_for_a_layer_built_as_the_tutorial_prescribes():
+    t = definitions(5)
+    rng = np.random.default_rng(4)
+    x, dy = rng.uniform(size=(3, 4)), rng.standard_normal((3, 4))
+    held, summed, numeric = t.reused_layer_gradients(Dense(4, 4, rng=rng, dtype="float64"), x, dy)
+    assert not t.matches(held, numeric) and t.matches(summed, numeric)
+    held, summed, numeric = t.reused_layer_gradients(AccumulatingDense(4, 4, rng=rng, dtype="float64"), x, dy)
+    assert t.matches(held, numeric), "keeping every input and adding the uses' gradients is enough"
