@@ -15,7 +15,8 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from minae import Autoencoder, Dense, ReLU, bce_with_logits
+from minae import Autoencoder, Dense, ReLU, bce, bce_with_logits, sigmoid
+from minae.losses import PROB_EPS
 
 TUTORIALS = Path(__file__).resolve().parents[1] / "tutorials"
 
@@ -107,3 +108,39 @@ def test_05_the_reused_layer_claim_fails_for_a_layer_built_as_the_tutorial_presc
     assert not t.matches(held, numeric) and t.matches(summed, numeric)
     held, summed, numeric = t.reused_layer_gradients(AccumulatingDense(4, 4, rng=rng, dtype="float64"), x, dy)
     assert t.matches(held, numeric), "keeping every input and adding the uses' gradients is enough"
+
+
+# -- 03: a sigmoid that cannot overflow ----------------------------------------------------------
+
+def test_03_the_precision_claim_fails_for_the_naive_formula_which_the_old_claim_at_minus_20_passed():
+    t = definitions(3)
+    assert t.keeps_tiny_values(sigmoid) and not t.keeps_tiny_values(t.naive_sigmoid)
+    naive_at_20 = t.naive_sigmoid(np.array([-20.0], dtype=np.float32))[0]
+    assert abs(naive_at_20 / np.exp(-20.0) - 1) < 1e-6, "the old check at x = -20 could not fail"
+
+
+def test_03_the_overflow_claims_fail_for_large_positive_x_and_for_the_naive_formula():
+    t = definitions(3)
+    assert not t.overflows(t.naive_sigmoid, 89.0), "'|x| > 88 overflows' is false for positive x"
+    assert t.overflows(t.naive_sigmoid, -1000.0) and not t.overflows(sigmoid, -1000.0)
+
+
+# -- 04: binary cross-entropy from logits --------------------------------------------------------
+
+def test_04_the_cancellation_claim_fails_for_the_abs_form_and_away_from_cancellation():
+    t = definitions(4)
+    assert t.float32_relative_error(t.direct_form, -20.0, 0.0) == 1.0
+    assert t.float32_relative_error(t.abs_form, -20.0, 0.0) != 1.0, "the |z| form is no stand-in"
+    assert t.float32_relative_error(t.direct_form, 2.0, 0.0) < 1e-6, "for z > 0 nothing cancels"
+
+
+def test_04_the_cap_claim_fails_for_minus_ln_1e_minus_7_on_both_pixels():
+    t = definitions(4)
+    p = np.array([[4.2483545e-18, 1.0]], dtype=np.float32)    # sigmoid(-40), sigmoid(40) in float32
+    x = np.array([[1.0, 0.0]], dtype=np.float32)
+    clipped, _ = bce(p, x)
+    low, high = np.float32(PROB_EPS), np.float32(1 - PROB_EPS)
+    assert t.capped_at(clipped, [-np.log(np.float64(low)), -np.log(1 - np.float64(high))])
+    assert not t.capped_at(clipped, [-np.log(PROB_EPS)] * 2), "the old text's 16.1 is not the cap"
+    unclipped = float(np.mean(-np.log(np.maximum(1 - p, 1e-30)) * (1 - x) - np.log(p) * x))
+    assert not t.capped_at(unclipped, [-np.log(np.float64(low)), -np.log(1 - np.float64(high))])
