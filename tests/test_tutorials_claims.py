@@ -2,10 +2,10 @@
 
 A tutorial judges each expectation with a small function defined beside it
 (``agrees_with_model``, ``matches``, ...) that takes what it judges as
-arguments. ``definitions(n)`` loads tutorial n's imports, functions and
-classes without running its computations, so each test below can call a
-claim with what a wrong version of the claim, or of minae's code, would
-produce, and see it return False.
+arguments. ``definitions(n)`` loads tutorial n's imports, functions,
+classes and UPPER_CASE constants without running its computations, so each
+test below can call a claim with what a wrong version of the claim, or of
+minae's code, would produce, and see it return False.
 """
 
 import ast
@@ -22,11 +22,17 @@ TUTORIALS = Path(__file__).resolve().parents[1] / "tutorials"
 
 
 def definitions(number):
-    """Tutorial ``number``'s imports, functions and classes, as attributes; nothing else of it runs."""
+    """Tutorial ``number``'s imports, functions, classes and UPPER_CASE constants, as attributes;
+    nothing else of it runs."""
     path = next(TUTORIALS.glob(f"{number:02d}_*.py"))
     tree = ast.parse(path.read_text(), str(path))
-    tree.body = [node for node in tree.body
-                 if isinstance(node, (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.ClassDef))]
+
+    def kept(node):
+        if isinstance(node, ast.Assign):
+            return all(isinstance(t, ast.Name) and t.id.isupper() for t in node.targets)
+        return isinstance(node, (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.ClassDef))
+
+    tree.body = [node for node in tree.body if kept(node)]
     namespace = {"__name__": path.stem}
     with pytest.MonkeyPatch.context() as mp:
         mp.syspath_prepend(str(TUTORIALS))   # for `from _tutorial import ...`
@@ -144,3 +150,62 @@ def test_04_the_cap_claim_fails_for_minus_ln_1e_minus_7_on_both_pixels():
     assert not t.capped_at(clipped, [-np.log(PROB_EPS)] * 2), "the old text's 16.1 is not the cap"
     unclipped = float(np.mean(-np.log(np.maximum(1 - p, 1e-30)) * (1 - x) - np.log(p) * x))
     assert not t.capped_at(unclipped, [-np.log(np.float64(low)), -np.log(1 - np.float64(high))])
+
+
+# -- 06: gradient checking -------------------------------------------------------------------------
+
+def test_06_the_h_squared_claim_fails_for_one_sided_and_for_a_quotient_missing_its_2():
+    t = definitions(6)
+    assert t.shrinks_like_h_squared(t.centered)
+    assert not t.shrinks_like_h_squared(t.one_sided)
+    assert not t.shrinks_like_h_squared(lambda f, x, h: (f(x + h) - f(x - h)) / h)
+
+
+def test_06_the_best_h_claim_fails_for_one_sided_differences():
+    t = definitions(6)
+    hs = 10.0 ** -np.arange(1, 13)
+    predicted = (3 * t.EPS * np.sin(1.0) / np.cos(1.0)) ** (1 / 3)
+    for difference, near in ((t.centered, True), (t.one_sided, False)):
+        measured = hs[int(np.argmin([t.error_of(difference, h) for h in hs]))]
+        assert bool(t.best_h_near(measured, predicted)) == near
+
+
+def test_06_a_real_bug_is_not_explained_as_a_kink_or_rounding():
+    t = definitions(6)
+    assert t.all_explained({7: "kink", 24: "rounding"})
+    _, x = t.small_model(0)
+    assert t.diagnose(t.LossWithoutCount(10, [6, 3, 6], seed=0, dtype="float64"), x) == "unexplained"
+    assert not t.all_explained({7: "kink", 0: "unexplained"}) and not t.all_explained({})
+
+
+def test_06_the_recipe_claims_fail_on_buggy_models_and_the_bug_claim_on_correct_ones():
+    t = definitions(6)
+    for model_class in (t.LossWithoutCount, t.FirstLayerForgetsTranspose):
+        buggy = [t.recipe_errors(seed, rows=10, model_class=model_class) for seed in range(3)]
+        assert not t.passes_every_seed(buggy) and t.catches_every_seed(buggy)
+    correct = [t.recipe_errors(seed, rows=10) for seed in range(3)]
+    assert t.passes_every_seed(correct) and not t.catches_every_seed(correct)
+
+
+def test_06_the_recipe_is_not_fit_for_checking_with_zero_biases():
+    t = definitions(6)
+    model, x = t.small_model(7)                       # seed 7 has a hidden kink at b = 0
+    assert not t.fit_for_checking(model, x)
+    assert t.fit_for_checking(t.with_positive_biases(model, 7), x)
+
+
+class DenseAveragingDb(Dense):
+    """A buggy Dense: db averages over the batch instead of summing."""
+
+    def backward(self, dout, out=None, need_dx=True):
+        dx = super().backward(dout, out, need_dx)
+        self.db[...] = dout.mean(axis=0)
+        return dx
+
+
+def test_06_the_float32_claim_fails_for_a_buggy_layer():
+    t = definitions(6)
+    x = np.random.default_rng(2).standard_normal((5, 6))
+    assert t.fails_only_in_float32(lambda dtype: Dense(6, 4, rng=np.random.default_rng(1), dtype=dtype), x)
+    assert not t.fails_only_in_float32(
+        lambda dtype: DenseAveragingDb(6, 4, rng=np.random.default_rng(1), dtype=dtype), x)
