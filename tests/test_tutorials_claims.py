@@ -28,8 +28,9 @@ def definitions(number):
     tree = ast.parse(path.read_text(), str(path))
 
     def kept(node):
-        if isinstance(node, ast.Assign):
-            return all(isinstance(t, ast.Name) and t.id.isupper() for t in node.targets)
+        if isinstance(node, ast.Assign):   # NAME = ... or A, B = ...: constants if all upper case
+            names = [n for t in node.targets for n in (t.elts if isinstance(t, ast.Tuple) else [t])]
+            return all(isinstance(n, ast.Name) and n.id.isupper() for n in names)
         return isinstance(node, (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.ClassDef))
 
     tree.body = [node for node in tree.body if kept(node)]
@@ -209,3 +210,92 @@ def test_06_the_float32_claim_fails_for_a_buggy_layer():
     assert t.fails_only_in_float32(lambda dtype: Dense(6, 4, rng=np.random.default_rng(1), dtype=dtype), x)
     assert not t.fails_only_in_float32(
         lambda dtype: DenseAveragingDb(6, 4, rng=np.random.default_rng(1), dtype=dtype), x)
+
+
+# -- 07: Adam ---------------------------------------------------------------------------------------
+
+def test_07_the_first_step_claims_fail_when_swapped_between_rmsprop_and_adam():
+    t = definitions(7)
+    rmsprop = t.descend("rmsprop", 0.01, t.AXIS, (1.0, 1.0), steps=1)
+    adam = t.descend("adam", 0.01, t.AXIS, (1.0, 1.0), steps=1)
+    ratio = 1 / np.sqrt(1 - t.B2)
+    assert t.first_step_is(rmsprop, 0.01, ratio) and t.first_step_is(adam, 0.01, 1.0)
+    assert not t.first_step_is(rmsprop, 0.01, 1.0), "the old text's 'about lr' for RMSProp"
+    assert not t.first_step_is(adam, 0.01, ratio)
+
+
+def test_07_the_turned_bowl_claim_fails_for_adam_and_the_sgd_formula_for_momentum():
+    t = definitions(7)
+    turn = np.radians(30)
+    R = np.array([[np.cos(turn), -np.sin(turn)], [np.sin(turn), np.cos(turn)]])
+    final = {}
+    for rule, lr in (("sgd", 0.019), ("momentum", 0.1), ("adam", 0.3)):
+        final[rule, "axis-aligned"] = t.f_after(t.descend(rule, lr, t.AXIS, t.START), t.AXIS)
+        turned = R @ t.AXIS @ R.T
+        final[rule, "turned"] = t.f_after(t.descend(rule, lr, turned, R @ t.START), turned)
+    assert t.same_when_turned("sgd", final) and t.same_when_turned("momentum", final)
+    assert not t.same_when_turned("adam", final)
+    assert abs(final["sgd", "axis-aligned"] / t.sgd_prediction(0.019) - 1) < 1e-9
+    assert abs(final["momentum", "axis-aligned"] / t.sgd_prediction(0.1) - 1) > 1e-3
+
+
+def test_07_the_scale_claims_fail_for_lr_whatever_the_gradient_and_for_keras_with_plain_eps():
+    t = definitions(7)
+    gradients = (1e2, 1.0, 1e-8, 1e-10)
+    steps = [t.first_adam_step(g) for g in gradients]
+    assert t.first_step_is_lr_times(steps, gradients, lambda g: g / (g + t.EPS))
+    assert not t.first_step_is_lr_times(steps, gradients, lambda g: 1.0), "'lr whatever the scale'"
+    keras = t.first_adam_step(1e-4, "keras", 1e-3)
+    assert not t.first_step_is_lr_times([keras], [1e-4], lambda g: g / (g + 1e-3))
+
+
+def test_07_the_batch_size_claim_fails_for_a_gradient_that_averages_rows():
+    t = definitions(7)
+    x = np.random.default_rng(0).uniform(size=(256, 784)).astype(np.float32)
+    model = Autoencoder(784, [32, 16, 32], seed=0)
+    size = {}
+    for n in (64, 256):
+        _, grads = model.loss(x[:n])
+        size[n] = float(np.median(np.abs(grads[0][grads[0] != 0])))
+    assert t.independent_of_batch_size(size[64], size[256])
+    assert not t.independent_of_batch_size(size[64] / 64, size[256] / 256), "dW / N shrinks with N"
+
+
+# -- 08: training an autoencoder ---------------------------------------------------------------------
+
+def test_08_the_floor_claim_fails_for_the_floor_a_student_expects_and_below_the_floor():
+    t = definitions(8)
+    start, floor, reached = 0.6926, 0.0589, 0.0592           # tutorial 8's overfit run, as printed
+    assert t.closes_the_gap(reached, floor, start)
+    assert not t.closes_the_gap(reached, 0.0, start), "measured against 0 the run looks unfinished"
+    assert not t.closes_the_gap(floor - 1e-3, floor, start), "no BCE goes below the targets' entropy"
+
+
+def test_08_the_entropy_is_the_bce_of_predicting_the_targets_and_zero_for_binary_ones():
+    t = definitions(8)
+    x = np.random.default_rng(0).uniform(size=(4, 6))
+    p = np.clip(x, 1e-12, 1 - 1e-12)
+    assert abs(t.entropy(x) - float(bce_with_logits(np.log(p) - np.log1p(-p), x)[0])) < 1e-9
+    assert t.entropy(np.round(x)) == 0.0
+
+
+def test_08_the_constant_output_claim_fails_away_from_the_mean_image():
+    t = definitions(8)
+    x = np.random.default_rng(1).uniform(size=(50, 6)).astype(np.float32)
+    mean = x.mean(axis=0, dtype=np.float64)
+    assert t.is_stationary(mean, x)
+    assert not t.is_stationary(np.median(x, axis=0), x) and not t.is_stationary(mean + 1e-4, x)
+
+
+def test_08_the_filter_claims_fail_for_weights_that_moved_everywhere_and_swapped_units():
+    t = definitions(8)
+    rng = np.random.default_rng(2)
+    x = rng.uniform(size=(20, 9)) * (np.arange(9) > 2)      # pixels 0-2 never inked
+    w0 = rng.standard_normal((9, 4))
+    w = w0 + np.where((np.arange(9) > 2)[:, None], 0.1, 0.0)
+    assert t.unchanged_where_never_inked(w, w0, x)
+    assert not t.unchanged_where_never_inked(w0 + 1e-7, w0, x)
+    assert not t.unchanged_where_never_inked(w, w0, np.ones((3, 9))), "no never-inked pixel, no claim"
+    assert t.moved_less(0.0076, 0.0178) and not t.moved_less(0.0178, 0.0076)
+    assert t.mostly_pushed_down(np.array([0.86, 0.9]), np.array([0.5, 0.55]))
+    assert not t.mostly_pushed_down(np.array([0.5, 0.55]), np.array([0.86, 0.9]))
