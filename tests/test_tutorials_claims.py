@@ -15,8 +15,10 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from minae import Autoencoder, Dense, ReLU, bce, bce_with_logits, sigmoid
+from minae import Adam, Autoencoder, Dense, ReLU, bce, bce_with_logits, sigmoid
+from minae.data import load_sample
 from minae.losses import PROB_EPS
+from minae.train import train_step
 
 TUTORIALS = Path(__file__).resolve().parents[1] / "tutorials"
 
@@ -299,3 +301,109 @@ def test_08_the_filter_claims_fail_for_weights_that_moved_everywhere_and_swapped
     assert t.moved_less(0.0076, 0.0178) and not t.moved_less(0.0178, 0.0076)
     assert t.mostly_pushed_down(np.array([0.86, 0.9]), np.array([0.5, 0.55]))
     assert not t.mostly_pushed_down(np.array([0.5, 0.55]), np.array([0.86, 0.9]))
+
+
+# -- 09: the collapse, its mechanism and an intervention -----------------------------------------------
+
+@pytest.fixture(scope="module")
+def mnist_batch():
+    return load_sample("mnist", limit_train=256, limit_val=10).x_train
+
+
+def test_09_the_mechanism_claims_fail_when_the_first_layer_steps_by_lr_over_ink(mnist_batch):
+    t = definitions(9)
+    xb = mnist_batch
+    g1, dw, z0, dz = t.one_step(Autoencoder(784, t.HIDDEN, seed=0), Adam(0.1, *t.BETAS), xb)
+    ink = xb.sum(axis=1)
+    assert t.moves_exactly_where_the_gradient_is_nonzero(dw, g1) and np.median(t.one_way(dw, xb)) > 0.8
+    assert t.shifts_far(z0, dz, ink, 0.1) and t.dead_on(z0 + dz) >= 32
+    model = Autoencoder(784, t.HIDDEN, seed=0)
+    slowed = t.PerLayerAdam(model, [0.1 / ink.mean()] + [0.1] * 5)
+    g1, dw, z0, dz = t.one_step(model, slowed, xb)
+    assert not t.shifts_far(z0, dz, ink, 0.1) and t.dead_on(z0 + dz) < 32
+
+
+def test_09_the_one_way_claim_fails_for_weights_moved_with_random_signs(mnist_batch):
+    t = definitions(9)
+    signs = np.random.default_rng(0).choice([-0.1, 0.1], size=(784, 128))
+    assert np.median(t.one_way(signs, mnist_batch)) < 0.5
+    assert np.median(t.one_way(np.abs(signs), mnist_batch)) == 1.0
+
+
+def test_09_the_moves_claim_fails_for_a_step_that_moves_weights_with_zero_gradient():
+    t = definitions(9)
+    g = np.array([[0.0, 1.0], [2.0, 0.0]])
+    assert t.moves_exactly_where_the_gradient_is_nonzero(-0.1 * np.sign(g), g)
+    assert not t.moves_exactly_where_the_gradient_is_nonzero(-0.1 * np.sign(g) + 1e-3, g), "weight decay"
+
+
+def run_record(dead_per_step, spread, knn):
+    """(dead fractions of ReLU 1 and 2 after each step of epoch 1, the probe's numbers at the end)."""
+    return np.array(dead_per_step), {"output_spread": spread, "knn_accuracy": knn}
+
+
+def test_09_the_intervention_claims_fail_on_the_runs_they_would_be_wrong_about():
+    t = definitions(9)
+    hot = [run_record([[0.40, 0.50], [0.99, 0.97]], 0.054, 0.24),     # lr 0.1, seed 0 (it limps on)
+           run_record([[0.36, 0.40], [0.99, 0.45]], 0.000, 0.11)]     # lr 0.1, seed 1 (collapsed)
+    first = [run_record([[0.0, 0.2], [0.04, 1.0]], 0.000, 0.11)]
+    each = [run_record([[0.0, 0.0], [0.01, 0.20]], 0.095, 0.69)]
+    assert t.layer_dies(hot, 0) and t.layer_lives(first, 0) and t.layer_dies(first, 1)
+    assert t.none_collapse(each) and t.layer_lives(each, 0)
+    assert not t.none_collapse(hot) and not t.none_collapse(first) and not t.none_collapse(hot[:1])
+    assert not t.layer_lives(hot, 0) and not t.layer_dies(each, 1) and not t.layer_dies(hot, 1)
+    assert t.collapsed(hot[1][1]) and not t.collapsed(hot[0][1])
+
+
+def test_09_per_layer_adam_steps_each_layer_at_its_own_rate(mnist_batch):
+    t = definitions(9)
+    model = Autoencoder(784, t.HIDDEN, seed=0)
+    before = [p.copy() for p in model.params]
+    train_step(model, t.PerLayerAdam(model, [0.001] + [0.1] * 5), mnist_batch)
+    first, second = (np.abs(model.params[i] - before[i]).max() for i in (0, 2))
+    assert first <= 0.001 * 1.0001 and second > 0.05, "Adam's first step is at most lr per weight"
+
+
+def test_09_most_collapse_fails_when_half_survive_or_when_codes_know_the_digit():
+    t = definitions(9)
+    collapsed = run_record([[0.9, 0.9]], 0.0, 0.11)
+    limping = run_record([[0.9, 0.9]], 0.06, 0.3)
+    healthy = run_record([[0.9, 0.9]], 0.1, 0.8)
+    assert t.most_collapse([collapsed, collapsed, limping])
+    assert not t.most_collapse([collapsed, limping]) and not t.most_collapse([collapsed, collapsed, healthy])
+
+
+# -- 11: watching gradients --------------------------------------------------------------------------
+
+def diagnostics(grad, ratio, dead, spread):
+    """One entry of history.diagnostics, with ReLU 1's and W1's numbers only."""
+    return {"grad_norm": [grad], "update_ratio": [ratio], "dead_fraction": [dead], "output_spread": spread}
+
+
+def test_11_the_collapse_claim_fails_for_the_run_that_limps_on_which_the_old_check_passed():
+    t = definitions(11)
+    healthy = [diagnostics(8.0e-3, 3.3e-3, 0.32, 0.110)]          # tutorial 10's old lr 0.001 run
+    limping = [diagnostics(1.45e-2, 2.1e-3, 0.99, 0.054)]         # its old lr 0.1 run, seed 0
+    assert limping[-1]["output_spread"] < healthy[-1]["output_spread"], "what the old check compared"
+    assert not t.one_output_image(limping) and t.one_output_image([diagnostics(0.0, 5e-3, 1.0, 0.0)])
+
+
+def test_11_the_momentum_claims_fail_for_a_run_that_still_has_a_gradient():
+    t = definitions(11)
+    dying = [diagnostics(0.0, 2.3e-3 * 0.905 ** (20 * e), 1.0, 0.0) for e in range(3)]
+    learning = [diagnostics(8e-3, r, 0.3, 0.1) for r in (4.8e-3, 4.7e-3, 4.9e-3)]
+    assert t.moves_without_gradient(dying) and abs(t.per_step_decay(dying, 20) - 0.905) < 1e-9
+    assert not t.moves_without_gradient(learning) and abs(t.per_step_decay(learning, 20) - 0.905) > 0.05
+    frozen = [diagnostics(0.0, 0.0, 1.0, 0.0)] * 3
+    assert not t.moves_without_gradient(frozen), "no update at all is not momentum"
+
+
+def test_11_the_step_claims_fail_on_a_healthy_run():
+    t = definitions(11)
+    hot = [diagnostics(3e-3, 1.2, 0.36, 0.0), diagnostics(22.0, 0.75, 0.55, 0.03),
+           diagnostics(0.06, 0.5, 0.99, 0.0)]
+    healthy = [diagnostics(3e-3, 1.2e-2, 0.0, 0.005), diagnostics(9.6e-3, 1.1e-2, 0.0, 0.006),
+               diagnostics(1.9e-2, 1.2e-2, 0.0, 0.007)]
+    assert t.gradient_spikes(hot) and t.steps_to_dead(hot) == 3 and t.first_step_ratio(hot) > 1
+    assert not t.gradient_spikes(healthy) and t.steps_to_dead(healthy, level=0.5) is None
+    assert t.first_step_ratio(healthy) < 1
