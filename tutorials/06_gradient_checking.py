@@ -213,9 +213,10 @@ expect(all_explained(diagnoses),
 # Give every bias a value clear of 0. Positive ones (here 0.1 to 0.5) also
 # keep units alive, and that matters: a check only sees gradients that are
 # not zero, and a layer dead for every image zeroes every gradient before
-# it, bugs included. Then verify what the check relies on (no pre-activation
-# within 10 h of the kink, where a nudge of h could cross it; no hidden
-# layer silent on the whole batch) and judge with the floor. Correct code
+# it, bugs included. Then verify what the check relies on: no pre-activation
+# within 10 h of the kink (nudging one parameter by h moves a pre-activation
+# by h times the input it multiplies, a few units at most here), and no
+# hidden layer silent on the whole batch. Judge with the floor. Correct code
 # then passes on every seed. (A check does not care whether the model is
 # trained, so any bias values will do.)
 

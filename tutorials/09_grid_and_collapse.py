@@ -10,24 +10,25 @@
 #
 # ## The mechanism, in one step
 #
-# Adam's first step moves a weight by lr * |g| / (|g| + eps) (tutorial 7):
-# about lr wherever its gradient is well above eps, and not at all where the
-# gradient is exactly 0. For the first layer, dW = x^T @ delta (tutorial 2):
-# a pixel with no ink anywhere in the batch has x = 0 in every row, so its
-# weights do not move.
+# Adam's first step moves a weight by lr * |g| / (|g| + eps) (tutorial 7;
+# in the Keras form minae runs, eps / sqrt(1 - b2) = 1e-6 takes eps's
+# place): not at all where the gradient is exactly 0, up to lr elsewhere.
+# For the first layer, dW = x^T @ delta (tutorial 2): a pixel with no ink
+# anywhere in the batch has x = 0 in every row, so its weights do not move.
 #
-# The weights that do move all move by about lr, and the inputs are pixels,
-# never negative. A unit's pre-activation on image n changes by
+# The weights that do move, move by a good fraction of lr, and the inputs
+# are pixels, never negative. A unit's pre-activation on image n changes by
 #
 #     dz_n = sum_i x_ni dW_i + db
 #
-# If the unit's weights under the ink all moved the same way, that sum is
-# +-lr * ink_n, where ink_n = sum_i x_ni is about 100 for a digit: a shift of
-# about 10 at lr 0.1, while Glorot-uniform weights (at most
+# If the unit's weights under the ink all moved the same way, that sum is up
+# to lr * ink_n in size, where ink_n = sum_i x_ni is about 100 for a digit:
+# a shift of several units at lr 0.1, while Glorot-uniform weights (at most
 # sqrt(6 / (784 + 128)) = 0.081) give pre-activations of a few tenths. And a
 # shift the same way for *every* image, because every x_ni >= 0. A unit
 # pushed down is negative for every image: dead. A dead ReLU passes no
-# gradient back, so nothing pushes it up again.
+# gradient back, so no gradient pushes it up again (tutorial 11 watches what
+# still moves it).
 
 # %%
 import math
@@ -71,12 +72,15 @@ def dead_on(z):
 
 
 xb = data.x_train[:256]                                   # one batch
-g1, dw, z0, dz = one_step(Autoencoder(784, HIDDEN, seed=0), Adam(0.1, *BETAS), xb)
+adam = Adam(0.1, *BETAS)
+g1, dw, z0, dz = one_step(Autoencoder(784, HIDDEN, seed=0), adam, xb)
 ink = xb.sum(axis=1)                                      # (256,) the ink of each image
 print(f"W1 entries that did not move: {np.mean(dw == 0):.0%}; pixels with no ink in this batch: "
       f"{np.mean(xb.max(axis=0) == 0):.0%}")
 print(f"mean |change| of a moved weight {np.abs(dw[dw != 0]).mean():.3f} (lr 0.1; Glorot's largest "
       f"weight {math.sqrt(6 / (784 + 128)):.3f})")
+print(f"median |gradient| of a moved weight {np.median(np.abs(g1[dw != 0])):.1e}, against Adam's "
+      f"eps / sqrt(1 - b2) = {adam.eps / math.sqrt(1 - adam.beta2):.0e}: so most move by a fraction of lr")
 print(f"how one-way each unit's change under the ink is: median {np.median(one_way(dw, xb)):.2f}")
 print(f"mean ink of an image {ink.mean():.1f}; lr x ink = {0.1 * ink.mean():.1f}; mean |pre-activation "
       f"change| {np.abs(dz).mean():.2f}, against a mean |pre-activation| of {np.abs(z0).mean():.2f} before")
