@@ -9,10 +9,11 @@
 #   cancels the zig-zag and keeps the steady direction.
 # - **RMSProp**: v = b2 v + (1 - b2) g²; p -= lr * g / (sqrt(v) + eps).
 #   Dividing by the gradient's typical size sqrt(v) gives steps of about lr
-#   however small or large the gradients are, once v has seen a few of them.
-#   The first step is another matter: v starts at 0, so after one gradient
-#   v = (1 - b2) g², sqrt(v) = sqrt(1 - b2) |g|, and the step is
-#   lr / sqrt(1 - b2): 31.6 lr for b2 = 0.999.
+#   however small or large the gradients are, once v has averaged enough of
+#   them. But v starts at 0: after t steps of a gradient g it is only
+#   (1 - b2^t) g², too small for the first few hundred steps when
+#   b2 = 0.999, and the steps are too large. After one gradient
+#   sqrt(v) = sqrt(1 - b2) |g|, and the step is lr / sqrt(1 - b2): 31.6 lr.
 #
 # **Adam** is both: momentum's m on top, RMSProp's v below, and the fix for
 # that first step. m and v start at 0, so after t steps of a constant

@@ -39,6 +39,7 @@ from _tutorial import FAST, expect, save
 
 from minae import Adam, Autoencoder, fit
 from minae.data import load_sample
+from minae.diagnostics import DIAG_ROWS
 from minae.grid.probe import code_probe
 from minae.grid.report import mean_image_bce
 from minae.train import train_step
@@ -164,7 +165,7 @@ SETTINGS = {
 }
 seeds = range(3) if FAST else range(6)
 epochs = 3 if FAST else 10
-rows = data.x_val[:256]                                   # the rows the dead units are counted on
+rows = data.x_val[:DIAG_ROWS]                             # the rows fit's diagnostics count dead units on
 steps_per_epoch = math.ceil(len(data.x_train) / 256)
 
 

@@ -32,12 +32,12 @@ from _tutorial import FAST, expect, save
 
 from minae import Adam, Autoencoder, fit
 from minae.data import load_sample
-from minae.diagnostics import epoch_diagnostics
+from minae.diagnostics import DIAG_ROWS, epoch_diagnostics
 from minae.train import train_step
 
 data = load_sample("mnist", limit_train=2000 if FAST else 5000, limit_val=500)
 epochs = 4 if FAST else 10
-rows = data.x_val[:256]                      # the validation batch fit's diagnostics use
+rows = data.x_val[:DIAG_ROWS]                # the validation rows fit's diagnostics use
 RUNS = ((0.001, 1), (0.1, 1), (0.1, 2))     # (learning rate, seed)
 B1, B2 = 0.9, 0.99                           # the write-up's Adam, as in tutorial 9
 per_step, per_epoch = {}, {}
