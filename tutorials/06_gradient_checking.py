@@ -218,7 +218,10 @@ expect(all_explained(diagnoses),
 # by h times the input it multiplies, a few units at most here), and no
 # hidden layer silent on the whole batch. Judge with the floor. Correct code
 # then passes on every seed. (A check does not care whether the model is
-# trained, so any bias values will do.)
+# trained, so any bias values will do. A burn-in, a few training steps before
+# checking, is the other common fix, but it leaves this kink: a unit dead
+# for every image of the batch gets a zero gradient, so its bias stays
+# exactly 0.)
 
 # %%
 def with_positive_biases(model, seed):

@@ -152,6 +152,7 @@ for ax, title in zip(axes, ("|dW1|", "update ratio of W1", "dead units in ReLU 1
     ax.axvline(steps_per_epoch, color="0.7", lw=0.8)
     ax.legend(fontsize=7)
 axes[0].set_yscale("symlog", linthresh=1e-5)   # a gradient of exactly 0 still shows, at the bottom
+axes[0].set_ylim(0, None)
 axes[1].set_yscale("log")
 save(fig, "11_watching_gradients")
 
