@@ -37,8 +37,9 @@ def run_tutorial(path, tmp_path, fast, timeout):
     assert "  ok   " in done.stdout and "  FAIL " not in done.stdout, output[-3000:]
 
 
-def test_the_tutorials_are_numbered_one_to_eleven():
-    assert [int(p.name[:2]) for p in TUTORIALS] == list(range(1, 12))
+def test_the_tutorials_are_numbered_from_one_without_gaps():
+    numbers = [int(p.name[:2]) for p in TUTORIALS]
+    assert numbers == list(range(1, len(TUTORIALS) + 1)) and len(numbers) >= 11
 
 
 def test_a_tutorial_runs_this_checkouts_minae(tmp_path):

@@ -118,8 +118,9 @@ expect(dead_on(z0 + dz) >= 128 // 4,
 # images; and the k-NN accuracy of the bottleneck codes.
 #
 # One Adam per layer, each stepping that layer's W and b (views into the
-# model's flat buffer), gives each layer its own learning rate with minae's
-# own pieces. With one lr for every layer it is plain Adam, bit for bit:
+# flat buffer that `fit` hands the optimizer), gives each layer its own
+# learning rate with minae's own pieces. With one lr for every layer it is
+# plain Adam, bit for bit:
 
 # %%
 class PerLayerAdam:
@@ -129,10 +130,10 @@ class PerLayerAdam:
         self.model, self.adams = model, [Adam(lr, *BETAS) for lr in lrs]
 
     def step(self, params, grads):
-        (flat_params,), (flat_grads,) = params, grads     # fit passes the model's flat buffers
-        p, g = self.model.views(flat_params), self.model.views(flat_grads)
+        # fit passes the model's flat buffers; each layer's W, b, dW and db are views into them
+        assert params[0] is self.model.flat_params and grads[0] is self.model.flat_grads
         for i, adam in enumerate(self.adams):
-            adam.step(p[2 * i:2 * i + 2], g[2 * i:2 * i + 2])
+            adam.step(self.model.params[2 * i:2 * i + 2], self.model.grads[2 * i:2 * i + 2])
 
 
 def same_weights(a, b):

@@ -33,6 +33,7 @@ from _tutorial import FAST, expect, save
 from minae import Adam, Autoencoder, fit
 from minae.data import load_sample
 from minae.diagnostics import DIAG_ROWS, epoch_diagnostics
+from minae.live import LiveView
 from minae.train import train_step
 
 data = load_sample("mnist", limit_train=2000 if FAST else 5000, limit_val=500)
@@ -49,10 +50,10 @@ for lr, seed in RUNS:
         before = model.flat_params.copy()
         train_step(model, optimizer, data.x_train[order[start:start + 256]])
         per_step[lr, seed].append(epoch_diagnostics(model, before, rows))
-    # live=True redraws curves, reconstructions, filters and dead units each epoch:
+    # The live view redraws curves, reconstructions, filters and dead units each epoch:
     # in place in Jupyter, in a window on a desktop, and (headless) nowhere, said once.
     history = fit(model, data.x_train, data.x_val, epochs=epochs - 1, optimizer=optimizer, seed=seed,
-                  progress=False, live=True)
+                  progress=False, callbacks=[LiveView(data.x_val)])
     per_epoch[lr, seed] = history.diagnostics
     print(f"\nlr={lr}, seed {seed}: |dW1|, update ratio of W1, dead units in ReLU 1, output spread")
     for step, d in enumerate(per_step[lr, seed], start=1):
