@@ -263,6 +263,14 @@ def test_07_the_batch_size_claim_fails_for_a_gradient_that_averages_rows():
     assert not t.independent_of_batch_size(size[64] / 64, size[256] / 256), "dW / N shrinks with N"
 
 
+
+def test_07_the_autoencoder_claims_fail_for_untuned_sgd_and_for_sgd_with_scaled_gradients():
+    t = definitions(7)
+    adam, sgd_tuned, sgd_slow, sgd_scaled = 0.2239, 0.2307, 0.6869, 0.3761    # tutorial 7's full run
+    assert t.within(sgd_tuned, adam, 0.1) and not t.within(sgd_slow, adam, 0.1)
+    assert not t.within(sgd_scaled, sgd_tuned, 0.1) and t.within(0.2256, adam, 0.01)
+    assert not t.within(float("nan"), sgd_tuned, 0.1), "a diverged run is not within anything"
+
 # -- 08: training an autoencoder ---------------------------------------------------------------------
 
 def test_08_the_floor_claim_fails_for_the_floor_a_student_expects_and_below_the_floor():
