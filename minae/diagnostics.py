@@ -6,8 +6,8 @@ What it teaches: a loss curve tells you *that* training goes wrong, not
     grad_norm      ||dW|| of the step the optimizer just took: gradients that
                    vanish (1e-8) or explode show here first
     update_ratio   ||W_after - W_before|| / ||W_before|| for that step: around
-                   1e-3 is healthy (CS231n's rule of thumb); 1e-1 and more
-                   means steps as large as the weights (lr 0.1, tutorial 8)
+                   1e-3 is healthy (CS231n's rule of thumb); 1e-1 is a step of
+                   a tenth of the weights, 1 one as large (lr 0.1, tutorial 11)
     dead_fraction  per ReLU layer, the fraction of units that are not positive
                    for any image of a validation batch: they pass no gradient
                    back and cannot recover

@@ -23,9 +23,10 @@ step, and they differ only in where epsilon enters:
         lr_t = lr * sqrt(1 - beta2**t) / (1 - beta1**t)
         p -= lr_t * m / (sqrt(v) + eps)
 
-Multiplying out, the Keras step equals the textbook step with a growing
-epsilon eps / sqrt(1 - beta2**t): the two agree once t is large, and differ
-most in the first steps when v is tiny. minae's default is the Keras form with
+Multiplying out, the Keras step equals the textbook step with an epsilon of
+eps / sqrt(1 - beta2**t), which shrinks from 31.6 eps at t = 1 (beta2 =
+0.999) to eps: the two agree once t is large, and differ most in the first
+steps when v is tiny. minae's default is the Keras form with
 Keras' defaults (beta2 0.999, eps 1e-7), because reproducing the original
 experiment is the point; ``form="textbook"`` gives the other.
 """

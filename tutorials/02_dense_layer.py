@@ -36,7 +36,7 @@ from minae import Dense
 from minae.gradcheck import check_layer, numerical_vjp, rel_error
 
 rng = np.random.default_rng(0)
-layer = Dense(4, 3, rng=rng, dtype="float64")   # float64: gradient checks need it (see tutorial 5)
+layer = Dense(4, 3, rng=rng, dtype="float64")   # float64: gradient checks need it (see tutorial 6)
 x = rng.standard_normal((5, 4))                  # N = 5, D_in = 4
 y = layer.forward(x)
 print("x", x.shape, "-> y", y.shape, "; W", layer.W.shape, "b", layer.b.shape)
@@ -88,7 +88,7 @@ expect(np.allclose(db_double, 2 * layer.db), "stacking the batch twice doubles d
 #
 # `Dense.backward` in `minae/layers.py` is these three lines, written so that
 # they also work when every array has one more axis in front: K models
-# trained side by side (tutorial 8's learning-rate sweep does this), with x of
+# trained side by side (minae.sweep's learning-rate sweep does this), with x of
 # shape (K, N, D_in) and W of shape (K, D_in, D_out). Only the last two axes
 # are transposed (`matrix_transpose`) and db sums over axis -2, the batch, so
 # model k's gradients are exactly those of model k alone:

@@ -23,6 +23,7 @@ from _tutorial import expect
 
 from minae import bce, bce_with_logits, sigmoid
 from minae.gradcheck import assert_close, numerical_gradient
+from minae.losses import PROB_EPS
 
 rng = np.random.default_rng(0)
 z = 2 * rng.standard_normal((3, 5))     # logits: N = 3 images of D = 5 pixels
@@ -50,10 +51,16 @@ expect(np.allclose(dp * p * (1 - p), dz), "dBCE/dp * p(1-p) equals the fused gra
 #
 #     x log(1 + exp(-z)) + (1 - x) (z + log(1 + exp(-z)))  =  z - z x + log(1 + exp(-z))
 #
-# Fine for z >= 0 (exp(-z) <= 1), but for z < 0 exp(-z) overflows. There,
-# pull exp(-z) out of the log: log(1 + exp(-z)) = -z + log(1 + exp(z)), and
-# the loss becomes -z x + log(1 + exp(z)). Both cases in one line, using
-# max(z, 0) (z, or 0) and exp(-|z|) (exp(-z), or exp(z)):
+# Fine for z >= 0 (exp(-z) <= 1), but not for z < 0, and the first thing to
+# go is not overflow. For z = -20 and x = 0 the loss is log(1 + exp(-20)) =
+# 2.06e-9, but the formula gets there as z + log(1 + exp(-z)) = -20 +
+# 20.000000002: two large numbers that cancel. In float32, which keeps about
+# 7 digits, log(1 + exp(20)) rounds to 20.0 and the result is 0.0, all of it
+# lost. (exp(-z) itself overflows only later, for z < -88.7, as tutorial 3
+# showed.) Instead, pull exp(-z) out of the log: log(1 + exp(-z)) =
+# -z + log(1 + exp(z)), and the loss becomes -z x + log(1 + exp(z)), with
+# nothing left to cancel. Both cases in one line, using max(z, 0) (z, or 0)
+# and exp(-|z|) (exp(-z), or exp(z)):
 #
 #     per-pixel loss = max(z, 0) - z x + log(1 + exp(-|z|))
 #
@@ -62,13 +69,33 @@ expect(np.allclose(dp * p * (1 - p), dz), "dBCE/dp * p(1-p) equals the fused gra
 # All-zero logits mean p = 1/2 everywhere, so the loss is log 2 whatever x is.
 
 # %%
+def direct_form(z, x):
+    return z - z * x + np.log1p(np.exp(-z))                      # z - zx + log(1 + e^-z)
+
+
+def abs_form(z, x):
+    return np.maximum(z, 0) - z * x + np.log1p(np.exp(-np.abs(z)))
+
+
+def float32_relative_error(form, z, x):
+    """|form(z, x) computed in float32 - the exact loss| / the exact loss (from float64)."""
+    value = float(form(np.float32(z), np.float32(x)))
+    exact = float(abs_form(np.float64(z), np.float64(x)))
+    return abs(value - exact) / exact
+
+
 zz, xx = np.array([[-3.0, 0.5, 4.0]]), np.array([[0.2, 0.9, 0.0]])
-direct = zz - zz * xx + np.log1p(np.exp(-zz))                       # z - zx + log(1 + e^-z)
-expect(np.allclose(direct, np.maximum(zz, 0) - zz * xx + np.log1p(np.exp(-np.abs(zz)))),
-       "the |z| form equals z - zx + log(1 + exp(-z)) where both can be computed")
+expect(np.allclose(direct_form(zz, xx), abs_form(zz, xx)),
+       "the |z| form equals z - zx + log(1 + exp(-z)) where nothing cancels or overflows")
+print(f"z = -20, x = 0 in float32: direct form {float(direct_form(np.float32(-20), np.float32(0)))}, "
+      f"|z| form {float(abs_form(np.float32(-20), np.float32(0))):.6e}")
+expect(float32_relative_error(direct_form, -20.0, 0.0) == 1.0
+       and float32_relative_error(abs_form, -20.0, 0.0) < 1e-6,
+       "at z = -20 the direct form cancels to 0.0 (all of the loss lost); the |z| form keeps it")
 with np.errstate(over="ignore"):
-    expect(not np.isfinite(np.log1p(np.exp(800.0))), "but for z = -800 that exp(-z) overflows; the |z| form "
-           "never does")
+    expect(not np.isfinite(direct_form(np.float32(-100), np.float32(0)))
+           and np.isfinite(abs_form(np.float32(-100), np.float32(0))),
+           "past z = -88.7 the direct form's exp(-z) overflows too; the |z| form never does")
 
 loss0, _ = bce_with_logits(np.zeros((2, 4)), rng.uniform(size=(2, 4)))
 print(f"all-zero logits: BCE = {float(loss0):.12f}, ln 2 = {np.log(2):.12f}")
@@ -100,6 +127,24 @@ exact, dz_exact = bce_with_logits(z_bad, x_bad)
 print(f"naive logs: {naive}, clipped probabilities: {float(clipped):.3f}, from logits: {float(exact):.3f}")
 expect(not np.isfinite(naive), "naive logs give an infinite loss")
 expect(abs(float(exact) - 40.0) < 1e-4, "the logits form gives the true loss, 40 per pixel")
-expect(float(clipped) < 17, "clipping caps the loss at -ln(1e-7), about 16.1")
+
+# %% [markdown]
+# What does the clip cap the loss at? p is clipped to [1e-7, 1 - 1e-7], but
+# in float32 1 - 1e-7 rounds to 0.99999988 = 1 - 1.19e-7, so the two pixels
+# are capped differently: the white one at -ln(1e-7) = 16.12, the black one
+# at -ln(1.19e-7) = 15.94. The caps below are computed from the clip bounds
+# as float32 stores them, and the loss is their mean.
+
+# %%
+def capped_at(loss, caps, tol=1e-3):
+    """True when a mean loss equals the mean of the per-pixel caps (within tol)."""
+    return abs(float(loss) - float(np.mean(caps))) < tol
+
+
+low, high = np.float32(PROB_EPS), np.float32(1 - PROB_EPS)              # the clip bounds in float32
+caps = [-np.log(np.float64(low)), -np.log(1 - np.float64(high))]        # white pixel, black pixel
+print(f"clip bounds in float32: {low:.8g} and {high:.8g} = 1 - {1 - np.float64(high):.3g}; "
+      f"caps {caps[0]:.3f} (white pixel) and {caps[1]:.3f} (black pixel), mean {np.mean(caps):.3f}")
+expect(capped_at(clipped, caps), f"clipping caps this loss at {np.mean(caps):.3f}, far below the true 40")
 expect(np.all(dp_clipped == 0) and np.all(np.abs(dz_exact) > 0.49),
        "clipping kills the gradient; the logits form still pushes with (p - x)/(N*D) = -/+ 1/2")

@@ -1,6 +1,14 @@
 """Small helpers shared by the tutorials: expectations, figures, a fast mode.
 
-MINAE_TUTORIAL_FAST=1 shrinks data and epochs (the test suite sets it);
+A claim that is more than a direct comparison is judged by a small function
+defined beside it, which takes what it judges (numbers, arrays, a layer, a
+function) as arguments; tests/test_tutorials_claims.py calls those functions
+with what a wrong claim or a broken piece of minae would give, to show that
+the check can fail.
+
+MINAE_TUTORIAL_FAST=1 shrinks data, epochs and seeds (the default test run
+sets it); a plain ``python tutorials/NN_name.py`` is the full run, and
+``python -m pytest -m slow tests/test_tutorials.py`` runs them all in full.
 MINAE_TUTORIAL_FIGURES chooses where figures go (default tutorials/figures/).
 Without a screen matplotlib draws off-screen by itself; with one, figures
 open in windows; in Jupyter they show inline.

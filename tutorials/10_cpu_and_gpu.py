@@ -1,5 +1,5 @@
 # %% [markdown]
-# # 9. CPU and GPU: one switch, the same numbers
+# # 10. CPU and GPU: one switch, the same numbers
 #
 # minae's layers never import NumPy or CuPy directly for their math: they ask
 # the arrays they are given which module they belong to
