@@ -119,7 +119,8 @@ def test_a_truncated_checkpoint_or_a_bad_record_is_retrained_with_one_message(tm
     capsys.readouterr()
     assert main([x for x in args if x != "--quiet"]) == 0
     said = capsys.readouterr().out
-    assert f"{a['key']}.json: its checkpoint cannot be trusted ({out / a['checkpoint']} is not a minae" in said
+    cut = out / a["checkpoint"]
+    assert f"{a['key']}.json: its checkpoint cannot be trusted ({cut} is not a minae" in said
     assert f"{b['key']}.json: its val_bce is '0.2x', not a number" in said
     assert "2 finished" not in said and "Traceback" not in said
     for r in results(out):

@@ -90,12 +90,12 @@ expect(np.allclose(db_double, 2 * layer.db), "stacking the batch twice doubles d
 # they also work when every array has one more axis in front: K models
 # trained side by side (minae.sweep's learning-rate sweep does this), with x of
 # shape (K, N, D_in) and W of shape (K, D_in, D_out). Only the last two axes
-# are transposed (`matrix_transpose`) and db sums over axis -2, the batch, so
+# are transposed (`a.mT`) and db sums over axis -2, the batch, so
 # model k's gradients are exactly those of model k alone:
 #
-#     dW = matrix_transpose(x) @ dout     (K, D_in, N) @ (K, N, D_out) -> (K, D_in, D_out)
-#     db = dout.sum(axis=-2)              (K, D_out)
-#     dx = dout @ matrix_transpose(W)     (K, N, D_out) @ (K, D_out, D_in) -> (K, N, D_in)
+#     dW = x.mT @ dout           (K, D_in, N) @ (K, N, D_out) -> (K, D_in, D_out)
+#     db = dout.sum(axis=-2)     (K, D_out)
+#     dx = dout @ W.mT           (K, N, D_out) @ (K, D_out, D_in) -> (K, N, D_in)
 #
 # Training also passes `out=` buffers so nothing is allocated per batch; the
 # numbers are the same.
