@@ -171,8 +171,9 @@ steps_per_epoch = math.ceil(len(data.x_train) / 256)
 
 
 def train(seed, setting):
-    """Train one model; returns its dead fractions per ReLU layer after each step of epoch 1, the
-    probe's numbers after the last epoch (with the dead fraction of every ReLU layer), and the model."""
+    """Train one model; returns its dead fractions per ReLU layer after each step of epoch 1, its
+    numbers after the last epoch (k-NN on the codes, spread, dead fraction of every ReLU layer,
+    val BCE), and the model."""
     model = Autoencoder(784, HIDDEN, seed=seed)
     optimizer = PerLayerAdam(model, SETTINGS[setting](input_sums(model, data.x_train[:256])))
     per_step = []
@@ -186,9 +187,9 @@ def train(seed, setting):
 
     history = fit(model, data.x_train, data.x_val, epochs=epochs, optimizer=optimizer, seed=seed,
                   progress=False, step=watched_step)
-    model.forward(rows)
-    end = code_probe(model, data) | {"val": history.val_bce[-1],
-                                     "dead": [float(np.mean(r.out.max(axis=0) <= 0)) for r in model.relus]}
+    last = history.diagnostics[-1]   # fit's own numbers after the last epoch (minae.diagnostics)
+    end = {"knn_accuracy": code_probe(model, data), "output_spread": last["output_spread"],
+           "dead": last["dead_fraction"], "val": history.val_bce[-1]}
     return np.array(per_step), end, model
 
 
