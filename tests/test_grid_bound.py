@@ -22,7 +22,7 @@ from minae.grid import GridConfig, run_grid
 from minae.grid.cli import main
 from minae.grid.config import DataSummary, run_settings
 from minae.grid.lock import LOCK_NAME
-from minae.grid.runs import load_checked
+from minae.grid.reuse import load_checked
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--datasets", "mnist", "--hidden", "8,4,8", "--lrs", "0.01", "0.001", "--epochs", "2",
@@ -82,7 +82,8 @@ def test_a_dask_task_checks_the_arrays_it_received():
 
 
 def test_the_report_of_a_grid_whose_files_changed_is_refused(tmp_path):
-    from minae.grid.schedule import GridResult, write_outputs
+    from minae.grid.outputs import write_outputs
+    from minae.grid.schedule import GridResult
 
     code, out = grid(tmp_path)
     assert code == 0

@@ -20,7 +20,7 @@ import numpy as np
 from minae.data import SampleDataWarning, load, load_sample
 from minae.data.loading import SAMPLE
 from minae.errors import CheckpointError, DataError
-from minae.grid.runs import load_checked
+from minae.grid.reuse import load_checked
 
 TRAIN_ROWS = 5000   # training images kept for live training (the bundled sample has 5,000)
 
@@ -47,7 +47,7 @@ def read_records(results_dir):
 
 def load_model(results_dir, record, x_val=None):
     """The trained model of one grid record, through the same checks as the grid's
-    resume (minae.grid.runs.load_checked: its own checkpoint, the record's key and
+    resume (minae.grid.reuse.load_checked: its own checkpoint, the record's key and
     data digest, finite weights, and, given x_val, the recorded validation BCE),
     or CheckpointError naming the file (as the record names it) and the reason."""
     name = record.get("checkpoint")

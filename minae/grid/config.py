@@ -27,6 +27,7 @@ from minae.checks import positive_int
 from minae.checks import seed as check_seed
 from minae.data.registry import get_info
 from minae.optim import FORMS, Adam, check_lr
+from minae.train import fit
 
 ORIGINAL_HIDDEN = ((32, 16, 32), (64, 32, 16, 32, 64), (128, 64, 32, 64, 128))
 ORIGINAL_LRS = (0.1, 0.01, 0.001)
@@ -37,6 +38,8 @@ ENGINES = ("single", "stacked", "fused")
 KERAS_ADAM = {name: p.default for name, p in inspect.signature(Adam).parameters.items()
               if name in ("beta1", "beta2", "eps", "form")}
 WRITE_UP_BETA2 = 0.99
+# fit's defaults are the original experiment's 100 epochs of batch 256: stated there.
+_FIT = inspect.signature(fit).parameters
 
 
 @dataclass(frozen=True)
@@ -46,8 +49,8 @@ class GridConfig:
     datasets: tuple = ORIGINAL_DATASETS
     hidden: tuple = ORIGINAL_HIDDEN
     lrs: tuple = ORIGINAL_LRS
-    epochs: int = 100
-    batch_size: int = 256
+    epochs: int = _FIT["epochs"].default
+    batch_size: int = _FIT["batch_size"].default
     beta1: float = KERAS_ADAM["beta1"]
     beta2: float = WRITE_UP_BETA2    # as the write-up states; --keras: Adam's (Keras') own
     eps: float = KERAS_ADAM["eps"]

@@ -6,33 +6,26 @@ checks the settings, proves ``--out`` writable and holds its lock
 reuses every finished run it can trust (minae.grid.runs); trains the rest in
 this process, in worker processes (minae.grid.pool), as stacks (minae.sweep)
 or on a Dask cluster (minae.grid.cluster); writes results.json after every
-run; and ends with the rankings, figures and REPORT.md (minae.grid.report,
-minae.grid.plots), drawn from the same verified data.
+run; and ends with the rankings, figures and REPORT.md (minae.grid.outputs),
+drawn from the same verified data.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from threadpoolctl import threadpool_limits
 
-from minae._io import atomic_write_text, naming_path, writable_dir
+from minae._io import naming_path, writable_dir
 from minae._progress import progress_bar
 from minae.backend import resolve_backend
 from minae.data import load
 from minae.grid.config import DataSummary, run_settings, settings_key
 from minae.grid.lock import grid_lock
-from minae.grid.runs import changed_data, load_checked, load_finished, train_group, train_run
+from minae.grid.outputs import load_kwargs, replaces, write_outputs, write_results
+from minae.grid.reuse import changed_data, load_checked, load_finished
+from minae.grid.runs import train_group, train_run
 from minae.grid.tensorboard_runs import log_to_tensorboard, tensorboard_dir
-
-# The settings a report depends on: a grid that differs in one of them, written
-# into a folder that holds another grid's report, says what it replaces.
-REPORT_SETTINGS = ("datasets", "hidden", "lrs", "epochs", "batch_size", "beta1", "beta2", "eps",
-                   "adam_form", "seed", "seeds", "dtype", "backend", "data_dir", "limit_train", "limit_val",
-                   "val_fraction")
-GRID_FILE = "grid.json"   # in --out: the settings of the grid whose report is there
 
 
 @dataclass
@@ -87,50 +80,10 @@ def sweep_stale(out):
         stale.unlink(missing_ok=True)
 
 
-def _report_settings(config):
-    return {name: list(v) if isinstance(v, tuple) else v for name, v in
-            ((n, getattr(config, n)) for n in REPORT_SETTINGS)}
-
-
-def replaces(out, config, log):
-    """Say so when ``out`` holds the report of a grid with other settings: this grid
-    replaces that report (its runs stay in out/runs, reused when asked for again)."""
-    try:
-        before = json.loads((out / GRID_FILE).read_text())
-    except (OSError, ValueError):
-        return
-    now = json.loads(json.dumps(_report_settings(config)))   # as JSON would give it back
-    changed = [f"{k} {before.get(k)!r} -> {now[k]!r}" for k in now if before.get(k) != now[k]]
-    if changed and isinstance(before, dict):
-        log(f"note: {out} holds the report of a grid with other settings ({'; '.join(changed)}); this "
-            f"grid replaces its REPORT.md, ranking and results.json. The runs of both stay in {out}/runs "
-            "and are reused when asked for again; give another --out to keep both reports")
-
-
-def _load_kwargs(config):
-    return dict(val_fraction=config.val_fraction, limit_train=config.limit_train,
-                limit_val=config.limit_val, seed=config.seed, require_full=config.require_full)
-
-
-def reload(config, summary):
-    """The dataset of ``summary`` read again from the very files the grid used, with the
-    same subsets, and proved to be the same content (else a DataError naming them)."""
-    from minae.grid.runs import check_data
-
-    ds = load(summary.name, **_load_kwargs(config), data_dir=summary.location, allow_download=False)
-    check_data(ds, summary)
-    return ds
-
-
 def prepare_data(config):
     """Load every dataset once (failing early); {name: Dataset}."""
-    return {name: load(name, config.data_dir, progress=not config.quiet, **_load_kwargs(config))
+    return {name: load(name, config.data_dir, progress=not config.quiet, **load_kwargs(config))
             for name in config.datasets}
-
-
-def write_results(out, records):
-    """results.json: every finished record of this grid, written atomically."""
-    atomic_write_text(Path(out) / "results.json", json.dumps(records, indent=1))
 
 
 def _train(config, out, datasets, log):
@@ -191,7 +144,7 @@ def _train(config, out, datasets, log):
         else:
             from minae.grid.pool import run_in_workers
 
-            data = {n: (dict(_load_kwargs(config), data_dir=s.location, allow_download=False), s)
+            data = {n: (dict(load_kwargs(config), data_dir=s.location, allow_download=False), s)
                     for n, s in result.data.items()}
             datasets.clear()   # the workers read their own copies; ours would only add to peak memory
             run_in_workers(todo, data, out, jobs, config.engine, config.tensorboard, finished, bars)
@@ -304,34 +257,4 @@ def _log_reused(out, reused, datasets, log):
             "per-epoch scalars; weight histograms and images only of the final model: per-epoch ones "
             "exist only for runs trained with --tensorboard)")
 
-
-def write_outputs(config, result, datasets=None, command="python scripts/grid.py", log=print):
-    """Baselines, ranking.csv/.md, figures and REPORT.md for a finished grid.
-
-    datasets: {name: Dataset} if at hand; otherwise each is read again from the
-    files the grid used, one at a time (to keep memory low), and must be the
-    same content as the grid trained on.
-    """
-    from minae.grid import report
-
-    if config.plots:
-        from minae.grid import plots  # matplotlib is only needed for the figures
-
-    out = Path(config.out)
-    baselines, figures = {}, {}
-    for name, summary in result.data.items():
-        ds = datasets[name] if datasets else reload(config, summary)
-        baselines[name] = report.mean_image_bce(ds.x_train, ds.x_val)
-        records = [r for r in result.records if r["dataset"] == name]
-        if config.plots and records:
-            figures[name] = plots.plot_dataset(out, name, records, ds, baselines[name])
-        del ds
-    rows = report.write_rankings(out, result.records, baselines, result.data)
-    text = report.report_markdown(config, result.records, rows, baselines, result.data, figures,
-                                  command, result.trained, result.skipped)
-    atomic_write_text(out / "REPORT.md", text)
-    atomic_write_text(out / GRID_FILE, json.dumps(_report_settings(config), indent=1))
-    log(f"wrote {out / 'REPORT.md'}, ranking.md, ranking.csv, results.json"
-        + (f" and plots in {out / 'plots'}" if figures else ""))
-    return rows
 
