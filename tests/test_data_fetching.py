@@ -25,7 +25,7 @@ from minae.data.fetching import download
 from minae.data.loading import load
 from minae.errors import DataError, DownloadError
 
-from .test_data_loading import make_files
+from .conftest import make_files
 
 STALL_SECONDS = 2.0   # how long the stalling mirror sleeps; the client gives up after 0.3 s
 

@@ -16,8 +16,7 @@ from minae.data.loading import SampleDataWarning, load, where
 from minae.data.registry import FILENAMES
 from minae.errors import DataError
 
-SHARED_MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
-SYSTEM_FASHION = Path("/usr/share/datasets/fashion-mnist")
+from .conftest import FULL_MNIST, SYSTEM_FASHION, make_files, needs_fashion, needs_mnist
 
 
 @pytest.fixture
@@ -27,18 +26,6 @@ def nowhere(tmp_path, monkeypatch):
     monkeypatch.delenv("MINAE_DATA", raising=False)
     monkeypatch.setattr(loading, "SYSTEM_ROOTS", ())
     return dict(allow_download=False)
-
-
-def make_files(folder, n_train=30, n_test=12, seed=0, labels_train=None):
-    """Write four small synthetic MNIST-style IDX files into ``folder``."""
-    rng = np.random.default_rng(seed)
-    folder.mkdir(parents=True, exist_ok=True)
-    write_idx(folder / FILENAMES["train_images"], rng.integers(0, 256, (n_train, 28, 28), dtype=np.uint8))
-    write_idx(folder / FILENAMES["train_labels"],
-              rng.integers(0, 10, n_train, dtype=np.uint8) if labels_train is None else labels_train)
-    write_idx(folder / FILENAMES["test_images"], rng.integers(0, 256, (n_test, 28, 28), dtype=np.uint8))
-    write_idx(folder / FILENAMES["test_labels"], rng.integers(0, 10, n_test, dtype=np.uint8))
-    return folder
 
 
 def test_flattened_scaled_float32_with_labels(tmp_path, nowhere):
@@ -148,15 +135,11 @@ def test_bad_split_settings(kwargs, match, nowhere):
 
 # -- the real files ------------------------------------------------------------
 
-needs_mnist = pytest.mark.skipif(not SHARED_MNIST.is_dir(), reason="the real MNIST files are not here")
-needs_fashion = pytest.mark.skipif(not SYSTEM_FASHION.is_dir(),
-                                   reason="full Fashion-MNIST not installed "
-                                          "(apt-get install dataset-fashion-mnist)")
 
 
 @needs_mnist
 def test_real_mnist_loads_whole_with_known_statistics(nowhere):
-    ds = load("mnist", SHARED_MNIST, **nowhere)
+    ds = load("mnist", FULL_MNIST, **nowhere)
     assert ds.x_train.shape == (60_000, 784) and ds.x_val.shape == (10_000, 784)
     # The official training and test sets' class counts, as published with MNIST.
     assert np.bincount(ds.y_train).tolist() == [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
@@ -168,7 +151,7 @@ def test_real_mnist_loads_whole_with_known_statistics(nowhere):
 @needs_mnist
 def test_mnist_files_are_refused_under_another_name(nowhere):
     with pytest.raises(DataError, match="holds the mnist test images, not fashion-mnist's"):
-        load("fashion-mnist", SHARED_MNIST, **nowhere)
+        load("fashion-mnist", FULL_MNIST, **nowhere)
 
 
 @needs_fashion
@@ -181,7 +164,7 @@ def test_full_fashion_mnist_loads_from_the_system_copy(monkeypatch, tmp_path):
     assert abs(ds.x_train.mean() - 0.2860) < 0.001 and abs(ds.x_train.std() - 0.3530) < 0.001
 
 
-@pytest.mark.parametrize("name, source", [("mnist", SHARED_MNIST), ("fashion-mnist", SYSTEM_FASHION)])
+@pytest.mark.parametrize("name, source", [("mnist", FULL_MNIST), ("fashion-mnist", SYSTEM_FASHION)])
 def test_the_bundled_sample_is_rebuilt_byte_for_byte_from_the_real_files(name, source, tmp_path):
     import runpy
 

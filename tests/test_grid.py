@@ -5,7 +5,6 @@ anywhere else.
 """
 
 import csv
-import json
 import os
 import signal
 import subprocess
@@ -22,7 +21,8 @@ from minae.data.loading import SAMPLE_ROOT
 from minae.grid.cli import main
 from minae.grid.config import run_seed
 
-ROOT = Path(__file__).resolve().parents[1]
+from .conftest import ROOT, results, worker_pids
+
 TINY = ["--datasets", "mnist", "--data-dir", str(SAMPLE_ROOT), "--hidden", "8,4,8", "16,8,16",
         "--lrs", "0.01", "0.1", "--epochs", "2", "--limit-train", "600", "--limit-val", "200", "--quiet"]
 FIGURES = {"ranking.png", "curves.png", "reconstructions_best.png", "reconstructions_grid.png",
@@ -30,10 +30,6 @@ FIGURES = {"ranking.png", "curves.png", "reconstructions_best.png", "reconstruct
 RECORD_FIELDS = {"dataset", "hidden", "lr", "epochs", "batch_size", "beta1", "beta2", "eps", "seed",
                  "backend", "n_train", "n_val", "data_source", "status", "train_bce", "val_bce",
                  "history", "seconds", "epoch_seconds", "checkpoint", "knn_accuracy"}
-
-
-def results(out):
-    return json.loads((out / "results.json").read_text())
 
 
 def outcome(out):
@@ -130,20 +126,6 @@ def test_a_killed_grid_resumes_to_the_uninterrupted_results(finished, tmp_path):
     assert not list(out.rglob("*.tmp"))
 
 
-def _worker_pids(parent):
-    """Pids of the spawned pool workers among ``parent``'s children (Linux /proc)."""
-    pids = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
-            cmdline = (stat.parent / "cmdline").read_bytes()
-        except (OSError, IndexError, ValueError):
-            continue
-        if ppid == parent and b"spawn_main" in cmdline:
-            pids.append(int(stat.parent.name))
-    return pids
-
-
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc to find the workers")
 def test_a_killed_worker_stops_the_grid_with_a_clear_error_and_keeps_finished_runs(tmp_path):
     out = tmp_path / "worker-killed"
@@ -154,7 +136,7 @@ def test_a_killed_worker_stops_the_grid_with_a_clear_error_and_keeps_finished_ru
     deadline = time.monotonic() + 60
     while not list((out / "runs" / "mnist").glob("*.json")) and time.monotonic() < deadline:
         time.sleep(0.005)
-    workers = _worker_pids(proc.pid)
+    workers = worker_pids(proc.pid)
     assert workers, "the grid must still be running when a worker is killed"
     os.kill(workers[0], signal.SIGKILL)
     _, stderr = proc.communicate(timeout=60)

@@ -24,13 +24,10 @@ from minae.grid.config import DataSummary, run_settings
 from minae.grid.lock import LOCK_NAME
 from minae.grid.reuse import load_checked
 
-ROOT = Path(__file__).resolve().parents[1]
+from .conftest import ROOT, free_port, results
+
 TINY = ["--datasets", "mnist", "--hidden", "8,4,8", "--lrs", "0.01", "0.001", "--epochs", "2",
         "--limit-train", "300", "--limit-val", "100", "--jobs", "1"]
-
-
-def results(out):
-    return json.loads((out / "results.json").read_text())
 
 
 def sample_copy(tmp_path):
@@ -227,9 +224,7 @@ def test_ctrl_c_says_one_thing_and_leaves_nothing_behind(tmp_path, how):
 
 def test_losing_the_dask_scheduler_stops_the_grid_with_one_message(tmp_path):
     pytest.importorskip("distributed", reason="Dask's distributed scheduler is not installed")
-    from .test_grid_dask import _free_port
-
-    port = _free_port()
+    port = free_port()
     quiet = dict(stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     scheduler = subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_scheduler", "--host",
                                   "127.0.0.1", "--port", str(port), "--dashboard-address", ":0"], **quiet)

@@ -4,7 +4,6 @@ workers started here as processes on 127.0.0.1 (and stopped by the tests)."""
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -14,6 +13,8 @@ import pytest
 from minae.data.loading import SAMPLE_ROOT
 from minae.grid import cluster
 from minae.grid.cli import main
+
+from .conftest import free_port
 
 distributed = pytest.importorskip("distributed", reason="Dask's distributed scheduler is not installed "
                                                          "(pip install 'minae[distributed]')")
@@ -38,16 +39,10 @@ def reference(tmp_path_factory):
     return histories(out)
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def dask_cluster():
     """A `dask scheduler` and two `dask worker` processes; yields (address, client)."""
-    port = _free_port()
+    port = free_port()
     address = f"tcp://127.0.0.1:{port}"
     quiet = dict(stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     procs = [subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1",
@@ -129,7 +124,7 @@ def test_a_task_that_keeps_failing_is_recorded_and_the_grid_goes_on(tmp_path, mo
 
 def test_an_unreachable_scheduler_is_a_clear_error_within_the_timeout(tmp_path, capsys):
     start = time.monotonic()
-    code = main([*SMALL, "--out", str(tmp_path / "o"), "--scheduler", f"tcp://127.0.0.1:{_free_port()}",
+    code = main([*SMALL, "--out", str(tmp_path / "o"), "--scheduler", f"tcp://127.0.0.1:{free_port()}",
                  "--scheduler-timeout", "2"])
     assert code == 2 and time.monotonic() - start < 30
     err = capsys.readouterr().err

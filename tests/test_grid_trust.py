@@ -23,8 +23,7 @@ from minae.errors import DataError, DownloadError
 from minae.grid.cli import main
 from minae.grid.lock import LOCK_NAME
 
-from .test_data_loading import SYSTEM_FASHION, make_files, needs_fashion
-from .test_grid import ROOT, _worker_pids, results
+from .conftest import ROOT, SYSTEM_FASHION, make_files, needs_fashion, results, worker_pids
 
 ONE = ["--datasets", "mnist", "--hidden", "8,4,8", "--lrs", "0.01", "--epochs", "1",
        "--limit-train", "300", "--limit-val", "100", "--no-plots", "--quiet", "--jobs", "1"]
@@ -153,8 +152,8 @@ def _wait_for(condition, seconds=60):
 @needs_proc
 def test_after_kill_9_of_the_grid_no_worker_lives_15_seconds_later(tmp_path):
     proc = _start_grid(tmp_path / "out", "--jobs", "2")
-    _wait_for(lambda: len(_worker_pids(proc.pid)) == 2)
-    workers = _worker_pids(proc.pid)
+    _wait_for(lambda: len(worker_pids(proc.pid)) == 2)
+    workers = worker_pids(proc.pid)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     deadline = time.monotonic() + 15
@@ -168,7 +167,7 @@ def test_sigterm_ends_the_grid_with_143_and_keeps_finished_runs(tmp_path):
     out = tmp_path / "out"
     proc = _start_grid(out, "--jobs", "2")
     _wait_for(lambda: list((out / "runs" / "mnist").glob("*.json")))
-    workers = _worker_pids(proc.pid)
+    workers = worker_pids(proc.pid)
     proc.send_signal(signal.SIGTERM)
     _, stderr = proc.communicate(timeout=30)
     assert proc.returncode == 143, stderr
@@ -208,13 +207,13 @@ def test_a_stale_lock_is_taken_over_with_a_note(tmp_path, capsys):
     assert not (out / LOCK_NAME).exists()
 
 
-# --- former tracebacks are one-line errors ---------------------------------------------
+# --- extreme values are one-line errors ---------------------------------------------
 
 @pytest.mark.parametrize("flags, message", [
     (["--hidden", "100000000"], "--hidden 100000000 needs about"),
     (["--seed", "-5"], "--seed must be a non-negative integer, got -5"),
 ])
-def test_flags_that_used_to_crash_are_clear_errors(flags, message, tmp_path, capsys):
+def test_extreme_flags_are_one_line_errors(flags, message, tmp_path, capsys):
     with pytest.raises(SystemExit) as exc:
         main([*ONE, "--data-dir", str(SAMPLE_ROOT), "--out", str(tmp_path / "o"), *flags])
     assert exc.value.code == 2

@@ -121,7 +121,7 @@ def test_05_the_reused_layer_claim_fails_for_a_layer_built_as_the_tutorial_presc
 
 # -- 03: a sigmoid that cannot overflow ----------------------------------------------------------
 
-def test_03_the_precision_claim_fails_for_the_naive_formula_which_the_old_claim_at_minus_20_passed():
+def test_03_the_precision_claim_fails_for_the_naive_formula():
     t = definitions(3)
     assert t.keeps_tiny_values(sigmoid) and not t.keeps_tiny_values(t.naive_sigmoid)
     naive_at_20 = t.naive_sigmoid(np.array([-20.0], dtype=np.float32))[0]
@@ -388,7 +388,7 @@ def diagnostics(grad, ratio, dead, spread):
     return {"grad_norm": [grad], "update_ratio": [ratio], "dead_fraction": [dead], "output_spread": spread}
 
 
-def test_11_the_collapse_claim_fails_for_the_run_that_limps_on_which_the_old_check_passed():
+def test_11_the_collapse_claim_fails_for_the_run_that_limps_on():
     t = definitions(11)
     healthy = [diagnostics(8.0e-3, 3.3e-3, 0.32, 0.110)]          # tutorial 10's old lr 0.001 run
     limping = [diagnostics(1.45e-2, 2.1e-3, 0.99, 0.054)]         # its old lr 0.1 run, seed 0
