@@ -1,7 +1,9 @@
 """Build the bundled sample in minae/data/sample/ from the real dataset files.
 
-    python scripts/build_sample.py --mnist-dir ../shared/data/mnist \
+    python scripts/build_sample.py --mnist-dir DIR/mnist \
         --fashion-dir /usr/share/datasets/fashion-mnist
+
+(DIR/mnist: a folder with the four files of the complete MNIST.)
 
 For each dataset it keeps a seeded random 5,000 training and 1,000 test
 images (uint8, unchanged) and writes them as IDX .gz files with a fixed gzip
@@ -52,7 +54,7 @@ def build(name, src, n_train, n_test, seed, out_root=SAMPLE_ROOT):
 def main():
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--mnist-dir", type=Path, default=Path("../shared/data/mnist"))
+    parser.add_argument("--mnist-dir", type=Path, required=True, help="the complete MNIST's four files")
     parser.add_argument("--fashion-dir", type=Path, default=Path("/usr/share/datasets/fashion-mnist"))
     parser.add_argument("--n-train", type=int, default=5000)
     parser.add_argument("--n-test", type=int, default=1000)

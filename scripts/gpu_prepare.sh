@@ -29,7 +29,9 @@ wheels_only=no
 [ "${1:-}" = --wheels-only ] && wheels_only=yes
 out=${GPU_CARRY:-gpu-carry}
 python_version=${PYTHON_VERSION:-3.12}
-mnist=${MNIST_DIR:-../shared/data/mnist}
+# By default, where minae's own download puts MNIST (its cache) and where Debian's
+# dataset-fashion-mnist puts Fashion-MNIST; name other folders with these two.
+mnist=${MNIST_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/minae/mnist}
 fashion=${FASHION_DIR:-/usr/share/datasets/fashion-mnist}
 if [ "$wheels_only" = no ]; then
     for dir in "$mnist" "$fashion"; do
