@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import math
 import os
 import tempfile
+import time
 from pathlib import Path
 
 # What to do about the disk errors people meet, by errno; others get the generic advice.
@@ -99,3 +101,14 @@ def atomic_write_bytes(path, data: bytes):
 
 def atomic_write_text(path, text: str):
     return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def timestamp():
+    """Now, as every file minae writes states it: 2026-11-29T21:40:05+0000."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z")
+
+
+def json_number(value):
+    """A float for JSON, which has no NaN or infinity: those become None (null)."""
+    value = float(value)
+    return value if math.isfinite(value) else None

@@ -22,19 +22,13 @@ batch: no second backward pass. ``fit`` records them in
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
+from minae._io import json_number
 from minae.backend import get_namespace
 from minae.layers import sigmoid
 
 DIAG_ROWS = 256   # rows of the validation batch the unit statistics are measured on (a batch)
-
-
-def _finite(value):
-    value = float(value)
-    return value if math.isfinite(value) else None   # JSON has no NaN
 
 
 def dead_units(model):
@@ -75,6 +69,6 @@ def epoch_diagnostics(model, before, x_rows):
     host = {name: np.asarray(model.backend.to_host(xp.stack(v) if isinstance(v, list) else v), np.float64)
             for name, v in columns.items()}                     # four reads of the device an epoch
     if k is None:
-        return {name: [_finite(x) for x in v] if v.ndim else _finite(v) for name, v in host.items()}
-    return [{name: [_finite(x) for x in v[:, m]] if v.ndim > 1 else _finite(v[m]) for name, v in host.items()}
-            for m in range(k)]
+        return {name: [json_number(x) for x in v] if v.ndim else json_number(v) for name, v in host.items()}
+    return [{name: [json_number(x) for x in v[:, m]] if v.ndim > 1 else json_number(v[m])
+             for name, v in host.items()} for m in range(k)]

@@ -30,6 +30,11 @@ Public contract (other code in minae relies on it):
     model.encode(x, layer=k)  activations after hidden layer k (k=1 first)
     model.decode(codes)     the layers after the code layer: codes -> reconstructions
     model.save(path) / Autoencoder.load(path)
+
+Longer than the other teaching modules (about 400 lines) because three
+things here are one design: the network, the flat buffers its layers' arrays
+are views into, and the Workspace whose buffers those layers write into.
+Checkpoint files are minae.checkpoint's.
 """
 
 from __future__ import annotations

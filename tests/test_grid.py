@@ -211,3 +211,45 @@ def test_the_script_runs_as_a_program(tmp_path):
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert len(results(out)) == 1
+
+
+def test_the_log_says_how_many_runs_and_counts_them(tmp_path, capsys):
+    out = tmp_path / "log"
+    assert main([a for a in TINY if a != "--quiet"] + ["--out", str(out), "--jobs", "1", "--no-plots"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert f"grid: 4 runs in {out}: 0 finished earlier and reused, 4 to train in this process" in lines
+    assert [line.split("]")[0] for line in lines if line.startswith("[")] == ["[1/4", "[2/4", "[3/4", "[4/4"]
+
+
+def test_a_warning_is_one_line_of_its_own_text(tmp_path, capsys, monkeypatch):
+    import warnings
+
+    from minae.grid import cli
+    from minae.grid.schedule import GridResult
+
+    def warn_and_finish(config, log, command):
+        warnings.warn("the full mnist was not found; using the bundled sample", UserWarning, stacklevel=2)
+        return GridResult()
+
+    monkeypatch.setattr(cli, "run_grid", warn_and_finish)
+    assert main([*TINY, "--out", str(tmp_path / "o")]) == 0
+    assert capsys.readouterr().err == "UserWarning: the full mnist was not found; using the bundled sample\n"
+
+
+def test_python_m_minae_grid_names_itself():
+    done = subprocess.run([sys.executable, "-m", "minae.grid", "--help"], capture_output=True, text=True,
+                          timeout=60, cwd=ROOT)
+    assert done.returncode == 0 and done.stdout.startswith("usage: python -m minae.grid")
+
+
+def test_a_learning_rate_is_one_number_however_it_is_written():
+    from minae.grid import GridConfig
+    from minae.grid.config import DataSummary, run_settings, settings_key
+
+    data = DataSummary("mnist", "data-dir", "x", 10, 5, True, digest="d")
+    runs = set()
+    for lr in (1, 1.0, np.float64(1.0), np.float32(1.0)):
+        config = GridConfig(lrs=(lr,))
+        settings = run_settings(config, data, (8, 4, 8), config.lrs[0], "numpy")
+        runs.add((settings_key(settings), settings["seed"], type(settings["lr"])))
+    assert len(runs) == 1 and runs.pop()[2] is float

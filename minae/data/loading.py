@@ -23,6 +23,11 @@ checked structurally and used, and the Dataset says so. A file recognised as
 another dataset's (or another role's) is refused. Broken files raise
 DataError rather than being skipped silently; only a
 broken file in the cache (which minae owns) is deleted and fetched again.
+
+Longer than the other modules (about 450 lines) because finding a dataset
+is one chain of decisions (named folder, cache, system copy, download,
+sample) that must give one story to ``load`` and ``where`` alike; the file
+format is minae.data.idx's and the downloads minae.data.fetching's.
 """
 
 from __future__ import annotations

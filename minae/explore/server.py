@@ -23,6 +23,9 @@ unknown path, dataset or model (404; only the assets below are files it
 serves, looked up by exact name, so no path leads anywhere else), a second
 training while one runs (409). An error while answering is a 500 for that
 request only; the server goes on.
+
+About 350 lines, most of them the checks above: each refusal is a few
+lines of its own, kept beside the request it guards.
 """
 
 from __future__ import annotations

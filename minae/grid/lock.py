@@ -16,6 +16,7 @@ import socket
 import time
 from pathlib import Path
 
+from minae._io import timestamp
 from minae.errors import GridBusyError
 
 LOCK_NAME = ".minae-grid.lock"
@@ -45,7 +46,7 @@ def grid_lock(out, log=print):
     """Hold the lock of folder ``out`` for the ``with`` block (run_grid takes it once)."""
     path = Path(out) / LOCK_NAME
     me = {"pid": os.getpid(), "host": socket.gethostname(),
-          "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+          "started": timestamp()}
     while True:
         try:
             fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)

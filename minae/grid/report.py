@@ -11,12 +11,11 @@ from __future__ import annotations
 import csv
 import io
 import math
-import time
 from pathlib import Path
 
 import numpy as np
 
-from minae._io import atomic_write_text
+from minae._io import atomic_write_text, timestamp
 from minae.losses import bce_loss
 
 # A run whose validation BCE is above this fraction of the mean-image
@@ -250,7 +249,7 @@ def report_markdown(config, records, rows, baselines, data, figures, command, tr
     figures: {dataset: [(file name, caption)]} as minae.grid.plots.plot_dataset returns them.
     """
     lines = ["# minae grid report", "",
-             f"Written {time.strftime('%Y-%m-%d %H:%M:%S')} by `{command}`.", ""]
+             f"Written {timestamp()} by `{command}`.", ""]
     samples = [n for n, d in data.items() if d.source == "bundled-sample"]
     if samples:
         lines += ["> **WARNING: BUNDLED SAMPLE DATA.** " + ", ".join(samples) + " used the small "

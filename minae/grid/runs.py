@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from minae import __version__
-from minae._io import atomic_write_text
+from minae._io import atomic_write_text, json_number, timestamp
 from minae.data.loading import content_digest
 from minae.errors import DataError
 from minae.grid.config import settings_key
@@ -76,22 +76,19 @@ def make_record(settings, status, engine, history=None, seconds=None, knn_accura
     ok = status == "ok"
     last = history.diagnostics[-1] if ok and history.diagnostics else {}
 
-    def finite(values):   # JSON has no NaN
-        return [v if math.isfinite(v) else None for v in values]
-
     return {
         **settings, "repeat": settings.get("repeat", 0), "key": key, "status": status,
         "diverged_epoch": None if history is None else history.diverged_epoch,
         "train_bce": history.train_bce[-1] if ok else None,
         "val_bce": history.val_bce[-1] if ok else None,
-        "history": {"train_bce": finite(history.train_bce) if history else [],
-                    "val_bce": finite(history.val_bce) if history else [],
+        "history": {"train_bce": [json_number(v) for v in history.train_bce] if history else [],
+                    "val_bce": [json_number(v) for v in history.val_bce] if history else [],
                     "diagnostics": history.diagnostics if history else []},
         "seconds": seconds, "epoch_seconds": history.epoch_seconds if history else [], "engine": engine,
         "knn_accuracy": knn_accuracy if ok else None,
         "dead_fraction": last.get("dead_fraction", [None])[0], "output_spread": last.get("output_spread"),
         "checkpoint": None if status == "failed" else run_paths(settings["dataset"], key).checkpoint,
-        "error": error, "minae_version": __version__, "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "error": error, "minae_version": __version__, "finished_at": timestamp(),
     }
 
 
