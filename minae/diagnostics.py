@@ -10,7 +10,9 @@ What it teaches: a loss curve tells you *that* training goes wrong, not
                    a tenth of the weights, 1 one as large (lr 0.1, tutorial 11)
     dead_fraction  per ReLU layer, the fraction of units that are not positive
                    for any image of a validation batch: they pass no gradient
-                   back and cannot recover
+                   back and their own gradients are zero: only Adam's momentum
+                   still moves their weights, and a unit of a later layer can
+                   come back when the layers before it change
     output_spread  mean over pixels of the std of the reconstructions across
                    that batch: about 0 when the model outputs one constant image
 

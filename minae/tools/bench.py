@@ -34,7 +34,7 @@ from minae.train import fit, train_step
 
 
 def plain_step(model, optimizer, xb, work=None):
-    """The five-line loop of tutorial 7: every array allocated afresh, Adam over
+    """The five-line loop of tutorial 8: every array allocated afresh, Adam over
     each parameter array in turn. The same math as train_step (same bits)."""
     loss, grads = model.loss(xb, check=False)
     optimizer.step(model.params, grads)
