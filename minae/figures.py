@@ -126,7 +126,7 @@ def draw_filters(ax, W, dead=None):
     if dead is not None:
         n_dead = int(np.sum(dead))
         caption += ("; none dead" if not n_dead else
-                    f"; {n_dead} dead\n(grey, framed: never positive, so no longer updated)")
+                    f"; {n_dead} dead\n(grey, framed: never positive, so their gradient is zero)")
     ax.set_xlabel(caption, fontsize=8)
 
 
