@@ -293,5 +293,6 @@ def report_markdown(config, records, rows, baselines, data, figures, command, tr
               "- `results.json`: one record per run (settings, losses, per-epoch history, timings).",
               "- `ranking.csv`, `ranking.md`: the tables above.",
               "- `runs/<dataset>/<key>.npz`: every trained model; `minae.Autoencoder.load(path)` reloads it.",
+              "- `grid.json`: the settings of the grid this report is of.",
               ""]
     return "\n".join(lines)
