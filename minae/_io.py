@@ -60,10 +60,13 @@ def writable_dir(directory):
     return directory
 
 
-def _umask():
-    mask = os.umask(0)
+def _read_umask():
+    mask = os.umask(0)   # the only way to read it is to set it: done once, at import
     os.umask(mask)
     return mask
+
+
+_UMASK = _read_umask()
 
 
 @contextlib.contextmanager
@@ -83,7 +86,7 @@ def atomic_open(path, mode="wb"):
             yield f
             f.flush()
             os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())   # mkstemp makes 0600; use the usual permissions
+        os.chmod(tmp, 0o666 & ~_UMASK)   # mkstemp makes 0600; use the usual permissions
         os.replace(tmp, path)
     except OSError as exc:
         kept = " (the old file is unchanged)" if os.path.isfile(path) else ""

@@ -35,8 +35,13 @@ DIAG_ROWS = 256   # rows of the validation batch the unit statistics are measure
 
 def dead_units(model):
     """Per ReLU layer, (..., H) bool: the units that were not positive for any row
-    of the batch of the model's latest forward pass. Such a unit passes no
-    gradient back, so training cannot revive it."""
+    of the batch of the model's latest forward pass (a stack: per model).
+
+    What "dead" means, here for every user of it: on those rows such a unit
+    passes no gradient back and its own weights get none, so only Adam's
+    momentum still moves them for a while. It may still fire on rows not
+    looked at, and a unit of a later layer can come back when the layers
+    before it change."""
     xp = get_namespace(model.relus[0].out)
     return [xp.max(relu.out, axis=-2) <= 0 for relu in model.relus]
 
@@ -45,8 +50,10 @@ def epoch_diagnostics(model, before, x_rows):
     """The numbers above for ``model`` after its latest optimizer step.
 
     before: a copy of ``model.flat_params`` taken just before that step, (P,)
-            or (K, P) for a stack of K models.
-    x_rows: (N, D) validation rows for the unit statistics.
+            or (K * P,) for a stack of K models.
+    x_rows: (N, D) rows for the unit statistics: validation rows (``fit`` passes
+            the first DIAG_ROWS), or without them the last training batch,
+            (K, N, D) for a stack.
     Returns {"grad_norm": [per Dense layer], "update_ratio": [per Dense layer],
     "dead_fraction": [per ReLU layer], "output_spread": float}; NaN becomes
     None. For a stack, a list of K such dicts, one per model.

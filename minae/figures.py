@@ -2,11 +2,11 @@
 
 What it teaches: a flattened 28x28 image is a row of 784 numbers, and so is
 each column of the first layer's W (D, H1): the pattern of pixels that drives
-one hidden unit. Both become pictures by reshaping them to 28x28. A unit
-whose ReLU is not positive for any input passes no gradient back, so its
-filter never changes again: it keeps what it held when it died, often the
-noise it was initialised with. The filter pictures mark such dead units, so
-that noise is not mistaken for a learned feature.
+one hidden unit. Both become pictures by reshaping them to 28x28. A dead
+unit (minae.diagnostics.dead_units: not positive on the rows looked at) gets
+no gradient from them, so its filter keeps much of what it held when it
+died, often the noise it was initialised with. The filter pictures mark such
+units, so that noise is not mistaken for a learned feature.
 
 The grid's figures (minae.grid.plots), the live view (minae.live) and the
 TensorBoard images (minae.tensorboard) all draw with these functions. The
@@ -65,8 +65,8 @@ def picture_rows(x_val):
 
 def dead_units(model, x, layer=1):
     """(H_layer,) bool on the host: the units of hidden layer ``layer`` whose ReLU
-    is not positive for any row of x: (N, D), a host array. Such a unit passes
-    no gradient back, so training cannot revive it."""
+    is not positive for any row of x: (N, D), a host array
+    (minae.diagnostics.dead_units says what that means for training)."""
     model.forward(model.backend.asarray(x, model.dtype))   # each ReLU keeps its (N, H) output
     return model.backend.to_host(diagnostics.dead_units(model)[layer - 1])
 

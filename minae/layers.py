@@ -112,17 +112,22 @@ class Dense:
     b: (D_out,), zeros at the start (as Keras).
     dW, db: gradients of the same shapes, written by ``backward``.
     A stack of K models adds a leading axis to all four (b: (K, D_out)).
+    init=None makes a layer without arrays of its own: a model then gives it
+    views into its flat buffers (minae.model).
     """
 
     def __init__(self, d_in, d_out, *, rng=None, init="glorot_uniform",
                  backend="numpy", dtype="float32"):
+        self.x = None
+        if init is None:
+            self.W = self.b = self.dW = self.db = None
+            return
         rng = np.random.default_rng(0) if rng is None else rng
         be = resolve_backend(backend)
         self.W = be.asarray(init_weights(init, rng, d_in, d_out), dtype)  # (D_in, D_out)
         self.b = be.asarray(np.zeros(d_out), dtype)                        # (D_out,)
         self.dW = be.asarray(np.zeros((d_in, d_out)), dtype)
         self.db = be.asarray(np.zeros(d_out), dtype)
-        self.x = None
 
     def forward(self, x, out=None):
         """x: (..., N, D_in) -> y: (..., N, D_out). Keeps x for the backward pass."""
@@ -140,12 +145,12 @@ class Dense:
         """
         _need_forward(self, self.x)
         xp = get_namespace(dout)
-        xp.matmul(self.x.mT, dout, out=self.dW)   # dW = x^T @ dout
+        xp.matmul(self.x.mT, dout, out=self.dW)        # dW = x^T @ dout
         # b is added to every row of the batch, so its gradient sums over rows.
-        xp.sum(dout, axis=-2, out=self.db)                         # db = sum over n of dout
+        xp.sum(dout, axis=-2, out=self.db)             # db = sum over n of dout
         if not need_dx:
             return None
-        return xp.matmul(dout, self.W.mT, out=out)   # dx = dout @ W^T
+        return xp.matmul(dout, self.W.mT, out=out)     # dx = dout @ W^T
 
 
 class ReLU:

@@ -20,8 +20,9 @@ does), each over one long array instead of one per layer.
 
 A *stack* of K models of one architecture (``Autoencoder.stack(models)``) is
 the same class with a leading axis K on every parameter: W (K, D_in, D_out),
-flat buffers (K, P). The same layers train it, because they work on the last
-two axes; that is how a learning-rate sweep trains as one (minae.sweep).
+flat buffers (K * P,), each parameter's K copies side by side. The same
+layers train it, because they work on the last two axes; that is how a
+learning-rate sweep trains as one (minae.sweep).
 
 Public contract (other code in minae relies on it):
     model.params            live parameter arrays [W1, b1, W2, b2, ...]
@@ -97,7 +98,9 @@ class Autoencoder:
         the one place they are set, for new, stacked and loaded models alike."""
         self.input_dim, self.hidden, self.dtype, self.backend = input_dim, list(hidden), dtype, backend
         self.seed, self.init, self.stack_size = seed, init, stack_size
-        self.dense = [Dense.__new__(Dense) for _ in weights]   # W, b, dW, db: views set by _flatten
+        sizes = [input_dim, *self.hidden, input_dim]
+        # Layers without arrays of their own: _flatten gives them views into the flat buffers.
+        self.dense = [Dense(d_in, d_out, init=None) for d_in, d_out in zip(sizes[:-1], sizes[1:])]
         self.relus = [ReLU() for _ in self.hidden]
         self.extra = None   # what save(extra=...) stored, once loaded
         self._flatten(weights, biases)
@@ -189,8 +192,9 @@ class Autoencoder:
 
     @property
     def n_params(self):
-        """Parameters of one model (every W and b): P, the flat buffer's last axis."""
-        return sum(self._layout[2])
+        """Parameters of one model (every W and b): P (a stack's flat buffer holds K * P)."""
+        lead, _, sizes = self._layout
+        return sum(sizes) // (lead[0] if lead else 1)
 
     def summary(self):
         """A table of the layers, their shapes and parameter counts, as a string."""

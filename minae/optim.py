@@ -91,7 +91,19 @@ class _Rates:
         return self._device
 
 
-class SGD:
+class _LearningRate:
+    """``lr`` of an optimizer: read and set like a plain attribute, kept in _Rates."""
+
+    @property
+    def lr(self):
+        return self._rates.lr
+
+    @lr.setter
+    def lr(self, value):
+        self._rates = _Rates(value, self._rates.models)   # a new rate is uploaded once, again
+
+
+class SGD(_LearningRate):
     """p -= lr * g: the update every other rule refines.
 
     lr: a number > 0, or one per stacked model (see ``per_model``; models: a
@@ -100,14 +112,13 @@ class SGD:
 
     def __init__(self, lr=0.01, *, models=None):
         self._rates = _Rates(lr, models)
-        self.lr = self._rates.lr
 
     def step(self, params, grads):
         for p, g in zip(params, grads, strict=True):
             p -= per_model(self._rates.on(p), p, self._rates.models) * g
 
 
-class Adam:
+class Adam(_LearningRate):
     """Adam with bias-corrected moments; see the module docstring for forms.
 
     lr: step size (> 0), or one per stacked model (see ``per_model``); beta1,
@@ -126,8 +137,7 @@ class Adam:
             raise ValueError(f"eps must be a finite number > 0, got {eps!r}")
         if form not in FORMS:
             raise ValueError(f"unknown Adam form {form!r}; choose one of {FORMS}")
-        self.lr, self.beta1, self.beta2, self.eps, self.form = self._rates.lr, float(beta1), float(beta2), \
-            eps, form
+        self.beta1, self.beta2, self.eps, self.form = float(beta1), float(beta2), eps, form
         self.t = 0          # steps taken so far
         self.m = None       # first moments, one array per parameter
         self.v = None       # second moments

@@ -221,10 +221,13 @@ def fit(model, x_train, x_val=None, *, epochs=100, batch_size=256, optimizer=Non
                         frozen[m] = [p[m].copy() for p in model.params]
             if k is None:
                 bar.set_postfix(train=f"{train[0]:.4f}", val=f"{val[0]:.4f}")
-            try:
-                for callback in callbacks:
+            stop = False
+            for callback in callbacks:   # every callback sees the epoch, even after one asked to stop
+                try:
                     callback.on_epoch_end(epoch, result, model)
-            except StopTraining:
+                except StopTraining:
+                    stop = True
+            if stop:
                 break
             if all(h.diverged for h in histories):
                 break

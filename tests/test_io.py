@@ -17,7 +17,7 @@ def leftovers(folder):
 def test_a_write_replaces_the_file_and_leaves_no_temporary(tmp_path):
     target = atomic_write_text(tmp_path / "sub" / "results.json", "new")
     assert target.read_text() == "new" and leftovers(target.parent) == []
-    assert oct(target.stat().st_mode & 0o777) == oct(0o666 & ~_io._umask())
+    assert oct(target.stat().st_mode & 0o777) == oct(0o666 & ~_io._UMASK)
 
 
 def fail_with(code):

@@ -289,3 +289,25 @@ def test_training_step_runs_on_every_backend_and_matches_numpy_in_float64(backen
     Adam(0.01).step(other.params, grads_other)
     for a, b in zip(ref.params, other.params):
         np.testing.assert_allclose(backend.to_host(b), a, rtol=1e-10, atol=1e-14)
+
+
+def test_a_stack_counts_each_models_parameters():
+    models = [Autoencoder(10, [4, 2, 4], seed=s) for s in (1, 2, 3)]
+    stack = Autoencoder.stack(models)
+    assert stack.n_params == models[0].n_params == 116 and stack.flat_params.size == 3 * 116
+    assert "116 parameters" in repr(stack) and stack.summary().splitlines()[-1].split()[-1] == "116"
+
+
+def test_a_models_layers_are_made_by_their_own_constructor(monkeypatch):
+    # An attribute a student adds in Dense.__init__ reaches the model's layers too.
+    from minae import layers
+
+    original = layers.Dense.__init__
+
+    def with_a_note(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        self.note = "made by Dense.__init__"
+
+    monkeypatch.setattr(layers.Dense, "__init__", with_a_note)
+    for model in (Autoencoder(6, [3]), Autoencoder.stack([Autoencoder(6, [3]), Autoencoder(6, [3])])):
+        assert all(layer.note == "made by Dense.__init__" for layer in model.dense)

@@ -140,3 +140,14 @@ def test_per_model_rates_on_a_stacks_flat_buffer_follow_its_model_index(form, rn
         assert flat[index == k].tobytes() == own[k].tobytes()
     rates = opt._rates.on(flat)
     assert rates is opt._rates.on(flat) and rates.dtype == np.float64   # made once, kept on the device
+
+
+def test_setting_the_learning_rate_takes_effect_on_the_next_step():
+    p, q = np.zeros(3), np.zeros(3)
+    slow, fast = Adam(0.1), Adam(0.1)
+    slow.step([p], [np.ones(3)])
+    fast.step([q], [np.ones(3)])
+    slow.lr = 1e-9                  # as a schedule or a student would
+    slow.step([p], [np.ones(3)])
+    fast.step([q], [np.ones(3)])
+    assert slow.lr == 1e-9 and abs(p[0] + 0.1) < 1e-5 and abs(q[0] + 0.2) < 1e-5   # eps: ~3e-7

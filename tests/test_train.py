@@ -129,3 +129,22 @@ def test_fit_and_evaluate_take_array_likes_or_say_what_they_need(rng):
         fit(model, [[0.5] * 12, [0.5] * 3], epochs=1, progress=False)
     with pytest.raises(ValueError, match=r"x must be an array of shape \(N, 12\)"):
         evaluate(model, {"not": "rows"})
+
+
+def test_every_callback_sees_the_epoch_in_which_one_asks_to_stop():
+    from minae import StopTraining
+
+    seen = []
+
+    class Stop:
+        def on_epoch_end(self, epoch, history, model):
+            raise StopTraining
+
+    class Watch:
+        def on_epoch_end(self, epoch, history, model):
+            seen.append(epoch)
+
+    x = np.random.default_rng(1).random((32, 12)).astype(np.float32)
+    history = fit(Autoencoder(12, [4]), x, epochs=5, batch_size=16, progress=False,
+                  callbacks=[Stop(), Watch()])
+    assert len(history.train_bce) == 1 and seen == [1]

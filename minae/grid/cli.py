@@ -188,11 +188,12 @@ def main(argv=None, prog=PROG):
     for note in notes:
         print(note, file=sys.stderr)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    command = f"{prog} " + " ".join(shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
+    previous = signal.signal(signal.SIGTERM, _terminate)   # SIGTERM ends the grid like Ctrl-C
+    shown = warnings.showwarning
     # A warning is one line of its own text, never a line of minae's source.
     warnings.showwarning = lambda message, category, *rest, **kw: print(
         f"{category.__name__}: {message}", file=sys.stderr)
-    command = f"{prog} " + " ".join(shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
-    previous = signal.signal(signal.SIGTERM, _terminate)   # SIGTERM ends the grid like Ctrl-C
     try:
         result = run_grid(config, log=say, command=command.strip())
     except KeyboardInterrupt as exc:
@@ -205,6 +206,7 @@ def main(argv=None, prog=PROG):
         return EXIT_ERROR
     finally:
         signal.signal(signal.SIGTERM, previous)
+        warnings.showwarning = shown
     failed = [r for r in result.records if r["status"] == "failed"]
     if failed:
         print(f"error: {len(failed)} of {len(result.records)} runs failed ("

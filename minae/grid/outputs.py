@@ -43,9 +43,11 @@ def replaces(out, config, log):
         before = json.loads((out / GRID_FILE).read_text())
     except (OSError, ValueError):
         return
+    if not isinstance(before, dict):   # not a grid's: nothing to compare with
+        return
     now = json.loads(json.dumps(_report_settings(config)))   # as JSON would give it back
     changed = [f"{k} {before.get(k)!r} -> {now[k]!r}" for k in now if before.get(k) != now[k]]
-    if changed and isinstance(before, dict):
+    if changed:
         log(f"note: {out} holds the report of a grid with other settings ({'; '.join(changed)}); this "
             f"grid replaces its REPORT.md, ranking and results.json. The runs of both stay in {out}/runs "
             "and are reused when asked for again; give another --out to keep both reports")

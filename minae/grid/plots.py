@@ -268,7 +268,7 @@ def plot_dataset(out, dataset, records, ds, baseline, n_points=2000):
                       figures.picture_rows(ds.x_val)),
          f"The best run's ({shown[0][0]}) first-layer weights, one 28x28 filter per unit; grey framed "
          f"filters belong to dead units (not positive for any of the first {DIAG_ROWS} validation "
-         "images), which training no longer changes."),
+         "images, so those images give them no gradient)."),
         (plot_codes_2d([(name, models[r["key"]], acc) for name, r, acc in shown], ds.x_val[pick],
                        ds.y_val[pick], folder / "codes_2d.png", classes=ds.classes, dataset=dataset),
          "Bottleneck codes of validation images projected to 2-D (PCA), coloured by class; titles give "
