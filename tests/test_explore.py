@@ -19,10 +19,10 @@ from PIL import Image
 from minae import Autoencoder, CheckpointError, evaluate, figures
 from minae.explore import compute
 from minae.explore.explorer import N_CODES, Explorer, Unknown
-from minae.explore.projection import Projection
 from minae.explore.results import Images, load_images, load_model, read_records
 from minae.explore.server import ASSETS, STATIC
 from minae.explore.training import LiveTraining
+from minae.projection import Projection
 from minae.tools.explore_bench import sample_results
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -17,9 +17,9 @@ from minae import Autoencoder, evaluate
 from minae.diagnostics import DIAG_ROWS
 from minae.explore import compute
 from minae.explore.explorer import N_CODES, Explorer
-from minae.explore.projection import Projection
 from minae.explore.results import load_images
 from minae.explore.server import ExplorerServer
+from minae.projection import Projection
 from minae.tools import explore_bench
 from minae.tools.explore_bench import chromium, draw_stroke, open_page, sample_results, wait_until
 

@@ -16,9 +16,9 @@ from PIL import Image
 
 from minae import Autoencoder, evaluate
 from minae.explore.explorer import N_CODES, Explorer
-from minae.explore.projection import Projection
 from minae.explore.results import load_images
 from minae.explore.server import MAX_BODY, ExplorerServer
+from minae.projection import Projection
 from minae.tools.explore_bench import sample_results
 
 DAMAGED = "da3a9ed0da3a9ed0"   # a key as the grid writes them: 16 hex digits

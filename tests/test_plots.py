@@ -7,8 +7,9 @@ import pytest
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 
 from minae.grid import plots
-from minae.grid.plots import pca_2d, rectangle
+from minae.grid.plots import rectangle
 from minae.grid.report import ranking_rows
+from minae.projection import Projection
 
 
 def test_codes_are_reshaped_to_the_squarest_rectangle():
@@ -17,10 +18,11 @@ def test_codes_are_reshaped_to_the_squarest_rectangle():
 
 def test_pca_keeps_the_two_directions_of_largest_variance(rng):
     codes = rng.standard_normal((500, 3)) * [10.0, 0.1, 3.0]
-    xy = pca_2d(codes)
+    xy = Projection(codes).to_2d(codes)
     assert xy.shape == (500, 2)
     np.testing.assert_allclose(np.sort(xy.var(0))[::-1], [100, 9], rtol=0.15)
-    assert pca_2d(rng.standard_normal((20, 1))).shape == (20, 2)   # a 1-D code still plots
+    flat = rng.standard_normal((20, 1))
+    assert Projection(flat).to_2d(flat).shape == (20, 2)   # a 1-D code still plots
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@
 #
 # - `model.decode(codes)` runs only the layers after the code layer, so any
 #   code, not only an image's, can be turned into an image;
-# - `minae.explore.projection.Projection` is PCA with both directions: codes
+# - `minae.projection.Projection` is PCA with both directions: codes
 #   down to a 2-D plane, and points of that plane back up to codes;
 # - `minae.explore.compute.interpolate` walks the straight line between two
 #   images' codes and decodes each step, beside the plain blend of their pixels.
@@ -20,8 +20,8 @@ from _tutorial import FAST, expect, save
 from minae import Adam, Autoencoder, fit
 from minae.data import load_sample
 from minae.explore.compute import interpolate
-from minae.explore.projection import Projection
 from minae.figures import tile
+from minae.projection import Projection
 
 data = load_sample("fashion-mnist", limit_train=2000 if FAST else 5000)
 model = Autoencoder(784, [128, 64, 32, 64, 128], seed=0)

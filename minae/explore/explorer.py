@@ -20,12 +20,12 @@ import numpy as np
 from minae.diagnostics import DIAG_ROWS
 from minae.errors import CheckpointError
 from minae.explore import compute
-from minae.explore.projection import Projection
 from minae.explore.results import load_images, load_model, read_records
 from minae.explore.training import LiveTraining
 from minae.figures import tile
 from minae.grid.config import ORIGINAL_HIDDEN, ORIGINAL_LRS
 from minae.grid.report import hidden_text
+from minae.projection import Projection
 
 N_CODES = 2000      # validation images in a code-space plot
 PATH_STEPS = 8      # images on an interpolation path

@@ -23,6 +23,7 @@ from minae._io import atomic_write_bytes
 from minae.diagnostics import DIAG_ROWS
 from minae.grid.report import collapsed, config_label, configurations, hidden_text, ranking_rows
 from minae.model import Autoencoder
+from minae.projection import Projection
 
 
 def save(fig, path, title, dataset=None):
@@ -51,14 +52,6 @@ def rectangle(n):
     """(rows, cols) with rows * cols == n and rows as close to sqrt(n) as possible."""
     rows = max(r for r in range(1, math.isqrt(n) + 1) if n % r == 0)
     return rows, n // rows
-
-
-def pca_2d(codes):
-    """(N, Z) -> (N, 2): projection on the two leading principal components."""
-    centred = codes - codes.mean(axis=0)
-    _, _, vt = np.linalg.svd(centred, full_matrices=False)
-    proj = centred @ vt[:2].T
-    return np.pad(proj, ((0, 0), (0, 2 - proj.shape[1])))   # a 1-D code gets a zero y
 
 
 def plot_ranking(rows, baseline, path, dataset=None, collapsed_labels=()):
@@ -209,7 +202,7 @@ def plot_codes_2d(models, x, y, path, classes=None, dataset=None):
     axes = np.atleast_1d(fig.subplots(rows, cols, squeeze=False)).ravel()
     for ax, (name, model, acc) in zip(axes, models):
         codes = model.backend.to_host(model.encode(x, layer=model.code_layer))
-        xy = pca_2d(codes.astype(np.float64))
+        xy = Projection(codes).to_2d(codes)
         sc = ax.scatter(xy[:, 0], xy[:, 1], c=y, cmap="tab10", s=3, vmin=-0.5, vmax=9.5)
         acc_text = "" if acc is None else f"\nk-NN acc {acc:.3f}"
         ax.set_title(f"{name}{acc_text}", fontsize=8)

@@ -14,7 +14,8 @@ Going down and up keeps what lies in the plane and forgets the other Z - 2
 directions, so ``to_2d(to_code(p)) == p`` but ``to_code(to_2d(c))`` is only
 c's shadow on the plane. A lifted point is a code no image may ever have
 produced: that is how the explorer (and tutorial 12) finds the holes in an
-autoencoder's code space.
+autoencoder's code space. The grid's code figure (minae.grid.plots) draws the
+same plane.
 """
 
 from __future__ import annotations
