@@ -13,9 +13,9 @@ background, each epoch streamed to the page).
 
 What it teaches: the page computes nothing. Every number and picture is
 minae's own model answering a question in Python (predict, evaluate,
-encode, decode); the browser draws the answers. Read in this order:
+encode, decode, and minae.projection's PCA with both directions); the
+browser draws the answers. Read in this order:
 
-    projection  PCA with both directions: codes to a plane, points back to codes
     compute     the model calls behind each picture, and pictures as PNG
     results     the grid's records, their checkpoints (checked), their images
     training    live training: fit's callback turned into a stream of events
