@@ -142,13 +142,18 @@ class WithOut:
         return call
 
 
+def is_cupy(a):
+    """Whether ``a`` is a CuPy array, asked by module (CuPy need not be importable to ask)."""
+    return type(a).__module__.partition(".")[0] == "cupy"
+
+
 def to_host(a) -> np.ndarray:
     """Any array (NumPy, CuPy, another Array-API library) or nested list as a
     NumPy array. CuPy refuses ``np.asarray`` (a silent device-to-host copy), so
     it is asked with ``.get()``; on a GPU this synchronises."""
     if isinstance(a, np.ndarray):
         return a
-    if type(a).__module__.partition(".")[0] == "cupy":
+    if is_cupy(a):
         return a.get()
     namespace = getattr(a, "__array_namespace__", None)
     if namespace is not None and not isinstance(a, np.generic):
@@ -167,7 +172,7 @@ def get_namespace(*arrays):
     for a in arrays:
         if isinstance(a, np.ndarray):
             return np
-        if type(a).__module__.partition(".")[0] == "cupy":
+        if is_cupy(a):
             # Asked by module, not __array_namespace__: older CuPy releases
             # answered that with a separate cupy.array_api namespace.
             import cupy
@@ -246,7 +251,18 @@ def asarray_like(a, like, dtype=None):
     dtype = like.dtype if dtype is None else dtype
     if xp is np:
         return np.asarray(a, dtype=dtype)
-    if type(like).__module__.partition(".")[0] == "cupy":
+    if is_cupy(like):
         with like.device:   # CuPy's asarray takes no device=; it allocates on the current device
             return xp.asarray(a, dtype=dtype)
     return xp.asarray(a, dtype=dtype, device=like.device)
+
+
+def one_blas_thread(backend_name="numpy"):
+    """NumPy's BLAS limited to one thread (nothing changes on CuPy), as a context
+    or, called alone, for the rest of the process. Every grid run trains so, in
+    this process, a worker or a Dask task alike: the bits do not depend on where
+    it ran, and for matrices this small one process per core beats BLAS threads
+    (docs/performance.md)."""
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(1 if backend_name == "numpy" else None)

@@ -18,20 +18,20 @@ arrays of the model's dtype, W_i of shape (D_in, D_out).
 from __future__ import annotations
 
 import json
-import os
 import zipfile
 from pathlib import Path
 
 import numpy as np
 
+from minae import checks
 from minae._io import atomic_open
+from minae.backend import DTYPES
 from minae.checks import positive_int
 from minae.errors import CheckpointError
 from minae.layers import INITIALISERS
 
 FORMAT = "minae-autoencoder"
 VERSION = 1
-DTYPES = ("float32", "float64")
 _ZIP_MAGIC = b"PK\x03\x04"
 _HEADER_READERS = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
 
@@ -146,9 +146,7 @@ def _expected_shapes(meta, path):
             raise ValueError(f"dtype must be one of {DTYPES}, got {meta.get('dtype')!r}")
         if meta.get("init") not in INITIALISERS:
             raise ValueError(f"unknown initialiser {meta.get('init')!r}")
-        seed = meta.get("seed")
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
-            raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+        checks.seed(meta.get("seed"))
     except ValueError as exc:
         raise CheckpointError(f"{path}: its minae metadata is wrong ({exc}); {damaged}") from None
     sizes = [input_dim, *hidden, input_dim]
@@ -176,11 +174,8 @@ def _check_headers(headers, shapes, dtype, path):
         raise CheckpointError(f"{path}: it holds arrays the metadata does not describe "
                               f"({', '.join(sorted(stored - set(shapes)))}); the file is damaged")
     need = sum(int(np.prod(s)) for s in shapes.values()) * np.dtype(dtype).itemsize
-    try:
-        have = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (AttributeError, ValueError, OSError):   # not on Linux: nothing to compare with
-        return
-    if need > have // 2:
+    have = checks.machine_memory()
+    if have is not None and need > have // 2:
         raise CheckpointError(f"{path}: it describes a model of {need / 2**30:,.1f} GiB of weights, more "
                               f"than half of this machine's {have / 2**30:,.0f} GiB; refusing to load it")
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import os
 
 
 def positive_int(value, what):
@@ -31,3 +32,12 @@ def finite_real(value, what):
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
         raise ValueError(f"{what} must be a finite number, got {value!r}")
     return float(value)
+
+
+def machine_memory():
+    """Bytes of memory this machine has, or None where the system does not say (not Linux):
+    what a model about to be allocated is compared with."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return None

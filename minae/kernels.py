@@ -38,6 +38,7 @@ import math
 import numpy as np
 
 from minae import train
+from minae.backend import DTYPES
 from minae.losses import _check_pair, check_finite
 from minae.optim import Adam
 
@@ -130,8 +131,8 @@ def _launch(name, arrays, scalars, n):
     refused here (the kernel cannot check).
     """
     dtype = arrays[0].dtype
-    if np.dtype(dtype).name not in ("float32", "float64"):
-        raise TypeError(f"{name} runs on float32 or float64 arrays, got {dtype}")
+    if np.dtype(dtype).name not in DTYPES:
+        raise TypeError(f"{name} runs on arrays of {' or '.join(DTYPES)}, got {dtype}")
     for k, a in enumerate(arrays):
         if a.dtype != dtype:
             raise TypeError(f"{name}: argument {k} is {a.dtype} but argument 0 is {dtype}; "

@@ -90,15 +90,14 @@ def draw(fig, history, model, x_val):
 
 
 class LiveView:
-    """A fit callback that shows ``draw``'s figure every ``every`` epochs.
+    """A fit callback that shows ``draw``'s figure after every epoch.
 
     x_val: (N, D) validation rows, NumPy or on the model's device; the rows
            the pictures use (figures.picture_rows) are copied to the host once.
     """
 
-    def __init__(self, x_val=None, every=1):
+    def __init__(self, x_val=None):
         self.x_val = figures.picture_rows(x_val)
-        self.every = every
         self.mode = where()
         self.handle = None   # Jupyter: the display to update
         self.figure = None   # a window: the pyplot figure
@@ -109,7 +108,7 @@ class LiveView:
                           "TensorBoard (minae.tensorboard) to watch.", stacklevel=2)
 
     def on_epoch_end(self, epoch, history, model):
-        if self.mode is None or epoch % self.every:
+        if self.mode is None:
             return
         if self.mode == "jupyter":
             from IPython.display import Image, display

@@ -53,7 +53,8 @@ def check_unit_interval(a, name):
 
 
 def _check_pair(pred, x, pred_name, pred_check):
-    if pred.shape != x.shape:
+    # One (N, D) set of targets may serve a stack's (K, N, D) predictions: it broadcasts.
+    if pred.shape != x.shape and not (x.ndim == 2 and tuple(pred.shape[-2:]) == tuple(x.shape)):
         raise ValueError(f"{pred_name} has shape {tuple(pred.shape)} but the targets have "
                          f"shape {tuple(x.shape)}; they must match")
     pred_check(pred, pred_name)

@@ -47,7 +47,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from minae import checkpoint
-from minae.backend import get_namespace, resolve_backend
+from minae.backend import DTYPES, get_namespace, is_cupy, resolve_backend
 from minae.checks import positive_int
 from minae.checks import seed as check_seed
 from minae.layers import Dense, ReLU, init_weights, sigmoid
@@ -59,8 +59,8 @@ def _dtype_name(dtype):
         name = np.dtype(dtype).name
     except TypeError:
         name = str(dtype)
-    if name not in ("float32", "float64"):
-        raise ValueError(f"dtype must be float32 or float64, got {dtype!r}")
+    if name not in DTYPES:
+        raise ValueError(f"dtype must be one of {DTYPES}, got {dtype!r}")
     return name
 
 
@@ -260,21 +260,20 @@ class Autoencoder:
             h = relu.forward(dense.forward(h, out=a), out=a)   # (..., N, H_i); ReLU in place
         return self.dense[-1].forward(h, out=None if rows is None else rows.act[-1])
 
-    def backward(self, dz, work=None, input_grad=False):
+    def backward(self, dz, work=None):
         """dz: (..., N, D), the loss's gradient w.r.t. the logits; fills ``grads``.
 
-        Returns dL/dx (..., N, D) if input_grad, else None: training never
-        needs the gradient of the data, so the first layer skips it.
+        The first layer computes no dL/dx: training never needs the gradient
+        of the data.
         """
         rows = None if work is None else work.rows(dz.shape[-2])
         dh = dz
         for i in range(len(self.dense) - 1, -1, -1):
             buf = None if rows is None or i == 0 else rows.dh[i - 1]
-            dh = self.dense[i].backward(dh, out=buf, need_dx=i > 0 or input_grad)
+            dh = self.dense[i].backward(dh, out=buf, need_dx=i > 0)
             if i > 0:   # through the ReLU that hidden layer i's output went through
                 # In place into buf, which the model owns (never the caller's dz).
                 dh = self.relus[i - 1].backward(dh, out=buf)
-        return dh
 
     def loss(self, x, *, check=True, work=None, bce=bce_with_logits):
         """Forward, BCE against x itself, backward.
@@ -365,7 +364,7 @@ class Autoencoder:
 def _is_view_of(view, flat):
     """Whether ``view`` shares ``flat``'s memory. CuPy's shares_memory sorts address
     arrays on the device and synchronises, so its pointers are compared instead."""
-    if hasattr(view, "data") and hasattr(view.data, "ptr"):   # CuPy
+    if is_cupy(view):
         return flat.data.ptr <= view.data.ptr < flat.data.ptr + flat.nbytes
     xp = get_namespace(flat)
     return not hasattr(xp, "shares_memory") or xp.shares_memory(view, flat)

@@ -298,3 +298,13 @@ def test_a_grid_with_other_settings_says_which_report_it_replaces(tmp_path, caps
     capsys.readouterr()
     assert main(again) == 0
     assert "other settings" not in capsys.readouterr().out   # the same grid again: nothing replaced
+
+
+@pytest.mark.parametrize("setting, message", [
+    ({"dtype": "float16"}, "dtype must be one of"), ({"backend": "foo"}, "--backend: unknown backend 'foo'"),
+    ({"adam_form": "adamw"}, "--adam-form: unknown Adam form 'adamw'"),
+    ({"out": " "}, "--out must name a folder"), ({"scheduler_timeout": float("inf")}, "--scheduler-timeout"),
+])
+def test_every_setting_is_checked_before_anything_is_read(setting, message):
+    with pytest.raises(ValueError, match=message):
+        GridConfig(**setting).validate()

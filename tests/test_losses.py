@@ -92,3 +92,15 @@ def test_probabilities_outside_unit_interval_are_rejected():
 def test_shape_mismatch_is_rejected():
     with pytest.raises(ValueError, match="shape"):
         bce_with_logits(np.zeros((2, 3)), np.zeros((3, 2)))
+
+
+def test_one_set_of_targets_serves_a_stacks_predictions(rng):
+    z = rng.normal(size=(3, 4, 5))
+    x = rng.uniform(size=(4, 5))
+    loss, dz = bce_with_logits(z, x)
+    for k in range(3):
+        own_loss, own_dz = bce_with_logits(z[k], x)
+        assert float(loss[k]) == float(own_loss)
+        np.testing.assert_array_equal(dz[k], own_dz)
+    with pytest.raises(ValueError, match="they must match"):
+        bce_with_logits(z, x[:3])

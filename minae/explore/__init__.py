@@ -37,10 +37,12 @@ page shows is what the model computed.
 
 from __future__ import annotations
 
+from minae.grid.config import GridConfig
+
 _SERVERS = {}   # results folder -> the running server show() started for it
 
 
-def show(results_dir="results", *, data_dir=None, height=760):
+def show(results_dir=GridConfig.out, *, data_dir=None, height=760):
     """Display the explorer of ``results_dir`` in a notebook's output cell.
 
     Starts the server on a free port of 127.0.0.1 the first time (once per

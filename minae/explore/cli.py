@@ -9,6 +9,7 @@ import webbrowser
 from minae.errors import MinaeError
 from minae.explore.explorer import Explorer
 from minae.explore.server import LOOPBACK, ExplorerServer
+from minae.grid.config import GridConfig
 
 
 def build_parser():
@@ -16,7 +17,7 @@ def build_parser():
         prog="python -m minae.explore",
         description="Explore a grid's models in the browser: draw and see every model's reconstruction, "
                     "walk their code spaces, look at their units, train a model live.")
-    p.add_argument("results_dir", nargs="?", default="results",
+    p.add_argument("results_dir", nargs="?", default=GridConfig.out,
                    help="the grid's --out folder, holding results.json (default %(default)s)")
     p.add_argument("--data-dir", help="where the grid's data are, if not found as the grid found them")
     p.add_argument("--port", type=int, default=0, help="port to serve on (default: a free one)")

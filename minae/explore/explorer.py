@@ -24,10 +24,11 @@ from minae.explore.results import load_images, load_model, read_records
 from minae.explore.training import LiveTraining
 from minae.figures import tile
 from minae.grid.config import ORIGINAL_HIDDEN, ORIGINAL_LRS
+from minae.grid.plots import CODE_POINTS
 from minae.grid.report import hidden_text
 from minae.projection import Projection
 
-N_CODES = 2000      # validation images in a code-space plot
+N_CODES = CODE_POINTS   # validation images in a code-space plot, as in the grid's figure
 PATH_STEPS = 8      # images on an interpolation path
 LIVE_DEFAULTS = {"hidden": list(ORIGINAL_HIDDEN[0]), "lr": ORIGINAL_LRS[1], "epochs": 5}
 

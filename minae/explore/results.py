@@ -10,7 +10,6 @@ on, and says so when it has to show others.
 from __future__ import annotations
 
 import json
-import math
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +19,7 @@ import numpy as np
 from minae.data import SampleDataWarning, load, load_sample
 from minae.data.loading import SAMPLE
 from minae.errors import CheckpointError, DataError
+from minae.grid.outputs import RESULTS_FILE
 from minae.grid.reuse import load_checked
 
 TRAIN_ROWS = 5000   # training images kept for live training (the bundled sample has 5,000)
@@ -27,7 +27,7 @@ TRAIN_ROWS = 5000   # training images kept for live training (the bundled sample
 
 def read_records(results_dir):
     """The run records of <results_dir>/results.json, as written by the grid."""
-    path = Path(results_dir) / "results.json"
+    path = Path(results_dir) / RESULTS_FILE
     if not path.is_file():
         raise FileNotFoundError(f"{path} does not exist: point the explorer at the --out folder of a "
                                 "grid (default results/), or make one with: python scripts/grid.py --quick")
@@ -97,8 +97,3 @@ def load_images(name, record, data_dir=None):
                         f"(found: the {ds.source} copy)")
         note += "; showing them anyway" + ("" if data_dir else ": pass --data-dir to name the grid's data")
     return Images(name, ds.classes, ds.x_val, ds.y_val, ds.x_train[:TRAIN_ROWS].copy(), note)
-
-
-def finite(value):
-    """A number for JSON (which has no NaN): None when it is not finite."""
-    return None if value is None or not math.isfinite(value) else float(value)

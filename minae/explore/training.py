@@ -14,17 +14,16 @@ from __future__ import annotations
 import threading
 
 import numpy as np
-from threadpoolctl import threadpool_limits
 
+from minae._io import json_number
+from minae.backend import one_blas_thread
 from minae.explore.compute import data_url
-from minae.explore.results import finite
-from minae.figures import tile
+from minae.figures import N_SHOW, tile
 from minae.grid.config import GridConfig
 from minae.model import Autoencoder
 from minae.optim import Adam
 from minae.train import StopTraining, fit
 
-N_SHOWN = 8        # validation images whose reconstructions are shown each epoch
 VAL_ROWS = 1000    # validation images each epoch is measured on
 
 
@@ -35,14 +34,14 @@ class LiveTraining:
     epoch, then one {"type": "done", "reason": ...}.
     """
 
-    def __init__(self, images, hidden, lr, epochs, seed=0):
+    def __init__(self, images, hidden, lr, epochs):
         grid = GridConfig()
         self.dataset, self.hidden, self.lr, self.epochs = images.name, list(hidden), lr, epochs
-        self.model = Autoencoder(images.x_train.shape[1], hidden, seed=seed)
+        self.model = Autoencoder(images.x_train.shape[1], hidden, seed=grid.seed)
         self.optimizer = Adam(lr, grid.beta1, grid.beta2, grid.eps, grid.adam_form)
         self.batch_size = grid.batch_size
         self.x_train, self.x_val = images.x_train, images.x_val[:VAL_ROWS]
-        self.x_shown = images.x_val[:N_SHOWN]
+        self.x_shown = images.x_val[:N_SHOW]
         self.events = []
         self.changed = threading.Condition()
         self.stop_asked = threading.Event()
@@ -65,7 +64,7 @@ class LiveTraining:
             # One BLAS thread, as the grid trains each run: matrices this small train
             # faster so, and the other cores stay free to answer the page. A run that
             # diverges is reported as such; NumPy's overflow warnings would be noise.
-            with threadpool_limits(1), np.errstate(over="ignore", invalid="ignore"):
+            with one_blas_thread(), np.errstate(over="ignore", invalid="ignore"):
                 history = fit(self.model, self.x_train, self.x_val, epochs=self.epochs,
                               batch_size=self.batch_size, optimizer=self.optimizer, progress=False,
                               callbacks=[self])
@@ -79,9 +78,10 @@ class LiveTraining:
         shown = model.backend.to_host(model.predict(model.backend.asarray(self.x_shown, model.dtype)))
         diagnostics = history.diagnostics[-1]
         self._add({"type": "epoch", "epoch": epoch, "epochs": self.epochs,
-                   "train_bce": finite(history.train_bce[-1]), "val_bce": finite(history.val_bce[-1]),
+                   "train_bce": json_number(history.train_bce[-1]),
+                   "val_bce": json_number(history.val_bce[-1]),
                    "diagnostics": diagnostics,
-                   "images": data_url(tile(np.concatenate([self.x_shown, shown]), columns=N_SHOWN))})
+                   "images": data_url(tile(np.concatenate([self.x_shown, shown]), columns=N_SHOW))})
         if self.stop_asked.is_set():
             raise StopTraining
 

@@ -37,6 +37,7 @@ import sys
 import numpy as np
 
 from minae._progress import without_process_lock
+from minae.backend import one_blas_thread
 from minae.errors import SchedulerError
 from minae.grid.config import DataSummary, settings_key
 from minae.grid.pool import run_cost
@@ -104,14 +105,12 @@ def _deaf_to_ctrl_c():
 def _task(settings, ds, summary, engine):
     """One run on a worker: check the data it received, train it, send back its
     record and weights."""
-    from threadpoolctl import threadpool_limits
-
     _heap_for_large_arrays()
     without_process_lock()   # a LocalCluster's workers are stopped mid-run by Ctrl-C
     ds, digest = _aligned(ds)
     check_data(ds, summary, digest)   # computed here, on the arrays this run trains on
     # One BLAS thread, as in the process pool: the same bits as --jobs 1.
-    with threadpool_limits(1 if settings["backend"] == "numpy" else None):
+    with one_blas_thread(settings["backend"]):
         model, record = train_and_describe(settings, ds, engine=engine)
     return record, [model.backend.to_host(p) for p in model.params]
 

@@ -20,12 +20,12 @@ import inspect
 import json
 import math
 import numbers
-import os
 from dataclasses import dataclass
 
-from minae.checks import positive_int
+from minae.backend import BACKENDS, DTYPES
+from minae.checks import machine_memory, positive_int
 from minae.checks import seed as check_seed
-from minae.data.registry import get_info
+from minae.data.registry import SIDE, get_info
 from minae.optim import FORMS, Adam, check_lr
 from minae.train import fit
 
@@ -118,7 +118,13 @@ class GridConfig:
             raise ValueError("--lrs: give at least one learning rate")
         for lr in self.lrs:
             _flag("--lrs", check_lr, lr)
+        if self.adam_form not in FORMS:
+            raise ValueError(f"--adam-form: unknown Adam form {self.adam_form!r}; choose one of {FORMS}")
         Adam(self.lrs[0], self.beta1, self.beta2, self.eps, self.adam_form)   # names beta1, beta2, eps
+        if self.dtype not in DTYPES:
+            raise ValueError(f"dtype must be one of {DTYPES}, got {self.dtype!r}")
+        if self.backend not in BACKENDS:
+            raise ValueError(f"--backend: unknown backend {self.backend!r}; choose one of {BACKENDS}")
         check_seed(self.seed, "--seed")
         for flag, value in (("--epochs", self.epochs), ("--batch-size", self.batch_size),
                             ("--jobs", self.jobs), ("--seeds", self.seeds)):
@@ -150,9 +156,7 @@ class GridConfig:
             raise ValueError(f"--scheduler-timeout must be a finite number of seconds > 0, "
                              f"got {self.scheduler_timeout!r}")
         if not str(self.out).strip():
-            raise ValueError("--out must name a folder (it is empty); the default is results/")
-        if self.adam_form not in FORMS:
-            raise ValueError(f"--adam-form: unknown Adam form {self.adam_form!r}; choose one of {FORMS}")
+            raise ValueError(f"--out must name a folder (it is empty); the default is {GridConfig.out}/")
         for spec in self.hidden:
             check_memory(spec, self.batch_size, self.dtype)
 
@@ -165,7 +169,7 @@ def _flag(flag, check, *args):
         raise ValueError(f"{flag}: {exc}") from None
 
 
-def run_memory_bytes(hidden, batch_size, dtype="float32", input_dim=784):
+def run_memory_bytes(hidden, batch_size, dtype="float32", input_dim=SIDE * SIDE):
     """About how many bytes one run needs, as (for the weights, for one batch): the
     parameters, gradients, Adam's two moments and two scratch arrays (6 copies),
     and one batch's activations, gradients and loss buffers."""
@@ -179,9 +183,8 @@ def check_memory(hidden, batch_size, dtype="float32"):
     """Refuse a run that cannot fit in this machine's memory, before allocating it,
     naming the flag that asks for too much."""
     weights, batch = run_memory_bytes(hidden, batch_size, dtype)
-    try:
-        have = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (AttributeError, ValueError, OSError):   # not on Linux: no estimate to compare with
+    have = machine_memory()
+    if have is None:   # not on Linux: no estimate to compare with
         return
     if weights + batch > have:
         spec = ",".join(map(str, hidden))

@@ -28,7 +28,8 @@ def load_kwargs(config):
 REPORT_SETTINGS = ("datasets", "hidden", "lrs", "epochs", "batch_size", "beta1", "beta2", "eps",
                    "adam_form", "seed", "seeds", "dtype", "backend", "data_dir", "limit_train", "limit_val",
                    "val_fraction")
-GRID_FILE = "grid.json"   # in --out: the settings of the grid whose report is there
+RESULTS_FILE = "results.json"   # in --out: every finished record of the grid
+GRID_FILE = "grid.json"         # in --out: the settings of the grid whose report is there
 
 
 def _report_settings(config):
@@ -63,7 +64,7 @@ def reload(config, summary):
 
 def write_results(out, records):
     """results.json: every finished record of this grid, written atomically."""
-    atomic_write_text(Path(out) / "results.json", json.dumps(records, indent=1))
+    atomic_write_text(Path(out) / RESULTS_FILE, json.dumps(records, indent=1))
 
 
 def write_outputs(config, result, datasets=None, command="python scripts/grid.py", log=print):
@@ -92,7 +93,7 @@ def write_outputs(config, result, datasets=None, command="python scripts/grid.py
                                   command, result.trained, result.skipped)
     atomic_write_text(out / "REPORT.md", text)
     atomic_write_text(out / GRID_FILE, json.dumps(_report_settings(config), indent=1))
-    log(f"wrote {out / 'REPORT.md'}, ranking.md, ranking.csv, results.json"
+    log(f"wrote {out / 'REPORT.md'}, ranking.md, ranking.csv, {RESULTS_FILE}"
         + (f" and plots in {out / 'plots'}" if figures else ""))
     return rows
 

@@ -40,12 +40,15 @@ def _label(model, label):
     return label or figures.model_name(model)
 
 
-def image_axes(image, pixels_per_inch=32, title_inches=0.4):
+TITLE_INCHES = 0.4   # the band above a picture that holds its title
+
+
+def image_axes(image, pixels_per_inch=32):
     """A figure sized to ``image`` (rows, cols[, 3]) and one axes filling it but
     for a band at the top for the title: no blank space opens around the picture."""
     height = image.shape[0] / pixels_per_inch
-    fig = Figure(figsize=(image.shape[1] / pixels_per_inch, height + title_inches))
-    return fig, fig.add_axes((0, 0, 1, height / (height + title_inches)))
+    fig = Figure(figsize=(image.shape[1] / pixels_per_inch, height + TITLE_INCHES))
+    return fig, fig.add_axes((0, 0, 1, height / (height + TITLE_INCHES)))
 
 
 def rectangle(n):
@@ -216,7 +219,10 @@ def plot_codes_2d(models, x, y, path, classes=None, dataset=None):
     return save(fig, path, "bottleneck codes in 2-D (PCA), coloured by class", dataset)
 
 
-def plot_dataset(out, dataset, records, ds, baseline, n_points=2000):
+CODE_POINTS = 2000   # validation images in the code figure
+
+
+def plot_dataset(out, dataset, records, ds, baseline):
     """Every figure for one dataset under out/plots/<dataset>/.
 
     Returns [(file name, caption)] in the order a report shows them. With
@@ -247,7 +253,7 @@ def plot_dataset(out, dataset, records, ds, baseline, n_points=2000):
     models = {r["key"]: Autoencoder.load(Path(out) / r["checkpoint"]) for _, r, _ in shown}
     best_label, best_record, _ = shown[0]
     best, best_label = models[best_record["key"]], f"best run, {best_label}"
-    pick = np.random.default_rng(0).choice(len(ds.x_val), size=min(n_points, len(ds.x_val)), replace=False)
+    pick = np.random.default_rng(0).choice(len(ds.x_val), size=min(CODE_POINTS, len(ds.x_val)), replace=False)
     return drawn + [
         (plot_reconstructions(best, x_show, folder / "reconstructions_best.png", dataset, best_label),
          f"Validation images (top) and their reconstructions by the best run, {shown[0][0]} (bottom)."),

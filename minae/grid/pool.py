@@ -27,7 +27,9 @@ from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 
 from minae._progress import without_process_lock
+from minae.backend import one_blas_thread
 from minae.data import load
+from minae.data.registry import SIDE
 from minae.errors import WorkerError
 from minae.grid.config import settings_key
 from minae.grid.runs import check_data, train_run
@@ -38,12 +40,10 @@ _WORKER = {}
 def _worker_init(data, events, grid_pid):
     """Each worker: one BLAS thread, deaf to Ctrl-C, a one-dataset cache, an event
     queue, and a watch on the grid process. data: {name: (load kwargs, DataSummary)}."""
-    from threadpoolctl import threadpool_limits
-
     signal.signal(signal.SIGINT, signal.SIG_IGN)   # the grid handles Ctrl-C and stops us
     without_process_lock()                         # the grid may stop us mid-run
     threading.Thread(target=_exit_when_orphaned, args=(grid_pid,), daemon=True).start()
-    threadpool_limits(1)
+    one_blas_thread()                              # for the worker's whole life
     _WORKER.update(data=data, events=events, cache={})
 
 
@@ -143,6 +143,6 @@ def run_in_workers(todo, data, out, jobs, engine, tensorboard, finished, bars):
 
 def run_cost(settings):
     """Relative training cost of a run: multiply-adds per epoch (images x weights)."""
-    sizes = [784, *settings["hidden"], 784]   # every dataset here is 28x28; only the order matters
+    sizes = [SIDE * SIDE, *settings["hidden"], SIDE * SIDE]   # every dataset here is SIDE x SIDE
     weights = sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
     return settings["n_train"] * weights * settings["epochs"]

@@ -16,6 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from minae._io import atomic_write_text, timestamp
+from minae.data.loading import SAMPLE
+from minae.grid.outputs import GRID_FILE, RESULTS_FILE
 from minae.losses import bce_loss
 
 # A run whose validation BCE is above this fraction of the mean-image
@@ -250,7 +252,7 @@ def report_markdown(config, records, rows, baselines, data, figures, command, tr
     """
     lines = ["# minae grid report", "",
              f"Written {timestamp()} by `{command}`.", ""]
-    samples = [n for n, d in data.items() if d.source == "bundled-sample"]
+    samples = [n for n, d in data.items() if d.source == SAMPLE]
     if samples:
         lines += ["> **WARNING: BUNDLED SAMPLE DATA.** " + ", ".join(samples) + " used the small "
                   "bundled sample (a few thousand real images), not the full dataset. These numbers "
@@ -290,9 +292,9 @@ def report_markdown(config, records, rows, baselines, data, figures, command, tr
             for name, caption in figures[dataset]:
                 lines += [caption, "", f"![{dataset} {name}](plots/{dataset}/{name})", ""]
     lines += ["## Files", "",
-              "- `results.json`: one record per run (settings, losses, per-epoch history, timings).",
+              f"- `{RESULTS_FILE}`: one record per run (settings, losses, per-epoch history, timings).",
               "- `ranking.csv`, `ranking.md`: the tables above.",
               "- `runs/<dataset>/<key>.npz`: every trained model; `minae.Autoencoder.load(path)` reloads it.",
-              "- `grid.json`: the settings of the grid this report is of.",
+              f"- `{GRID_FILE}`: the settings of the grid this report is of.",
               ""]
     return "\n".join(lines)

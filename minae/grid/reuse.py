@@ -18,8 +18,7 @@ import math
 import re
 from pathlib import Path
 
-from threadpoolctl import threadpool_limits
-
+from minae.backend import one_blas_thread
 from minae.data.registry import DATASETS
 from minae.errors import CheckpointError
 from minae.grid.config import settings_key
@@ -99,7 +98,7 @@ def load_checked(out_dir, record, x_val=None):
         raise CheckpointError(f"{path} has hidden layers {model.hidden}, not the record's "
                               f"{record.get('hidden')}")
     if x_val is not None and record.get("status") == "ok":
-        with threadpool_limits(1):
+        with one_blas_thread():
             measured = evaluate(model, x_val)
         recorded = record.get("val_bce")
         if not (_number(recorded) and math.isclose(measured, recorded, rel_tol=VAL_BCE_RTOL)):

@@ -3,7 +3,7 @@
 ``run_grid`` is the one way in, for the command line and for Python alike. It
 checks the settings, proves ``--out`` writable and holds its lock
 (minae.grid.lock) for the whole of it; reads and verifies the data once;
-reuses every finished run it can trust (minae.grid.runs); trains the rest in
+reuses every finished run it can trust (minae.grid.reuse); trains the rest in
 this process, in worker processes (minae.grid.pool), as stacks (minae.sweep)
 or on a Dask cluster (minae.grid.cluster); writes results.json after every
 run; and ends with the rankings, figures and REPORT.md (minae.grid.outputs),
@@ -14,11 +14,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from threadpoolctl import threadpool_limits
-
 from minae._io import naming_path, writable_dir
 from minae._progress import progress_bar
-from minae.backend import resolve_backend
+from minae.backend import one_blas_thread, resolve_backend
 from minae.data import load
 from minae.grid.config import DataSummary, run_settings, settings_key
 from minae.grid.lock import grid_lock
@@ -212,16 +210,11 @@ class _Bars:
             self.close(key)
 
 
-def _one_blas_thread(settings):
-    """One BLAS thread, as in the workers, so --jobs 1 and --jobs N agree bit for bit."""
-    return threadpool_limits(1 if settings["backend"] == "numpy" else None)
-
-
 def _run_serial(todo, datasets, out, bars, finished, config):
     for settings in todo:
         bars.start(settings)
         key = settings_key(settings)
-        with _one_blas_thread(settings):
+        with one_blas_thread(settings["backend"]):
             record = train_run(settings, datasets[settings["dataset"]], out,
                                lambda *losses, key=key: bars.epoch(key, *losses), config.engine,
                                config.tensorboard, config.live)

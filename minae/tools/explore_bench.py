@@ -6,7 +6,7 @@ drawing not yet sent to the moment every model's new picture is on screen
 (the next frame after they were set): the server's work, the round trip and
 the painting. Page load is timed from navigation to the first
 reconstructions on screen. The server alone is timed too, from Python,
-without a browser. Targets (issue 19): a stroke to every reconstruction in
+without a browser. Targets: a stroke to every reconstruction in
 under 100 ms, a page load in under 1 s.
 
 The browser is the system's Chromium driven by Selenium through the
