@@ -1,15 +1,14 @@
 """minae: autoencoders from scratch in NumPy/CuPy, every gradient by hand.
 
-Read the modules in this order: backend, layers, losses, optim, model, train,
-gradcheck; then checks (the small argument checks everything shares),
-checkpoint (saving and loading, trusting nothing), diagnostics (what each
-layer did in an epoch), sweep (the same code on a stack of models) and
-kernels (the loss and Adam as optional fused CUDA kernels); then figures
-(every picture), live and tensorboard (watching training), data, the grid
-experiment in minae.grid, and the browser explorer in minae.explore (each
-package gives its own reading order). The math lives in layers, losses and
-optim alone: every way of training runs it. minae.tools holds the
-benchmarks, outside the reading path.
+Read the modules in this order: backend, layers, losses, optim, model (and
+checkpoint, its files), diagnostics, train, gradcheck; then sweep (the same
+code on a stack of models) and kernels (the loss and Adam as optional fused
+CUDA kernels); then figures and projection (every picture), live and
+tensorboard (watching training), data, the grid experiment in minae.grid,
+and the browser explorer in minae.explore (each package gives its own
+reading order). checks holds the small argument checks they all share. The
+math lives in layers, losses and optim alone: every way of training runs it.
+minae.tools holds the benchmarks, outside the reading path.
 """
 
 from minae.backend import Backend, cupy_available, get_namespace, resolve_backend

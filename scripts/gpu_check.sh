@@ -31,7 +31,7 @@ cd "$(dirname "$0")/.."
 # The test files stage 1 runs. This is their one list: --preflight collects
 # exactly these (tests/test_gpu_check.py runs it in a venv like the device's).
 GPU_TESTS=(tests/test_kernels.py tests/test_sweep.py tests/test_model.py tests/test_backend.py
-           tests/test_train.py tests/test_one_math.py)
+           tests/test_train.py tests/test_diagnostics.py)
 
 # Seconds each step may take: preflight and gate twice each (wheels, imports;
 # nvidia-smi, CuPy), then the three stages. The worst case sums to 480 s, one

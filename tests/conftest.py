@@ -39,7 +39,6 @@ def rng():
     return np.random.default_rng(1234)
 
 
-
 class CupyLike:
     """A device array as minae.backend.to_host sees CuPy's (its module is "cupy"):
     ``.get()`` copies it to the host and ``np.asarray`` refuses it, as CuPy does."""

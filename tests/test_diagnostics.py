@@ -50,12 +50,14 @@ def test_a_collapsing_run_shows_dead_units_and_big_updates(rng):
     assert max(h.diagnostics[-1]["dead_fraction"]) > 0.5 > max(healthy.diagnostics[-1]["dead_fraction"])
 
 
-def test_a_stack_records_each_models_own_diagnostics(rng):
+def test_a_stack_records_each_models_own_diagnostics(backend, rng):
+    """On CuPy: the stack's parameter-major buffers and device-held learning rates."""
     from minae.sweep import fit_stacked
 
     x, xv = rng.uniform(size=(96, 30)), rng.uniform(size=(40, 30))
-    models = [Autoencoder(30, [12, 4, 12], seed=s, dtype="float64") for s in (1, 2)]
-    histories = fit_stacked(models, [Adam(0.01), Adam(0.001)], x, xv, epochs=2, batch_size=32, seeds=[5, 6])
+    models = [Autoencoder(30, [12, 4, 12], seed=s, dtype="float64", backend=backend) for s in (1, 2)]
+    histories = fit_stacked(models, [Adam(0.01), Adam(0.001)], backend.asarray(x), backend.asarray(xv),
+                            epochs=2, batch_size=32, seeds=[5, 6])
     for seed, lr, seed_shuffle, h in zip((1, 2), (0.01, 0.001), (5, 6), histories):
         alone = fit(Autoencoder(30, [12, 4, 12], seed=seed, dtype="float64"), x, xv, epochs=2, batch_size=32,
                     seed=seed_shuffle, optimizer=Adam(lr), progress=False)

@@ -23,7 +23,7 @@ from minae.grid import GridConfig, run_grid
 # Each reads its names from the module the original lives in (its globals).
 
 
-def dense_backward_without_transpose(self, dout, out=None, need_dx=True):
+def dense_backward_with_a_mean_for_db(self, dout, out=None, need_dx=True):
     xp = get_namespace(dout)  # noqa: F821 -- resolved in minae.layers
     xp.matmul(self.x.mT, dout, out=self.dW)
     xp.mean(dout, axis=-2, out=self.db)   # bug: the mean, not the sum, over the batch
@@ -62,7 +62,7 @@ def adam_update_without_bias_correction(self, p, g, m, v, scratch):
 
 
 EDITS = {
-    "Dense.backward": (layers.Dense.backward, dense_backward_without_transpose),
+    "Dense.backward": (layers.Dense.backward, dense_backward_with_a_mean_for_db),
     "ReLU.forward": (layers.ReLU.forward, relu_forward_leaky),
     "ReLU.backward": (layers.ReLU.backward, relu_backward_without_mask),
     "bce_with_logits": (losses.bce_with_logits, bce_gradient_without_sigmoid),

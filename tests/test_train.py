@@ -148,3 +148,22 @@ def test_every_callback_sees_the_epoch_in_which_one_asks_to_stop():
     history = fit(Autoencoder(12, [4]), x, epochs=5, batch_size=16, progress=False,
                   callbacks=[Stop(), Watch()])
     assert len(history.train_bce) == 1 and seen == [1]
+
+
+def test_fit_on_every_backend_gives_numpys_numbers_in_float64(backend, rng):
+    """On CuPy this is the GPU check of fit itself: device shuffles, the one read of the
+    loss per epoch, exact evaluation, the diagnostics' reads of the device."""
+    x, xv = rng.uniform(size=(90, 20)), rng.uniform(size=(30, 20))
+    ref = Autoencoder(20, [8, 3, 8], seed=4, dtype="float64")
+    model = Autoencoder(20, [8, 3, 8], seed=4, dtype="float64", backend=backend)
+    h_ref = fit(ref, x, xv, epochs=3, batch_size=32, seed=1, progress=False)
+    h = fit(model, backend.asarray(x), backend.asarray(xv), epochs=3, batch_size=32, seed=1, progress=False)
+    np.testing.assert_allclose(h.train_bce, h_ref.train_bce, rtol=1e-10)
+    np.testing.assert_allclose(h.val_bce, h_ref.val_bce, rtol=1e-10)
+    assert evaluate(model, backend.asarray(xv)) == pytest.approx(evaluate(ref, xv), rel=1e-10)
+    for d, d_ref in zip(h.diagnostics, h_ref.diagnostics):
+        for name in ("grad_norm", "update_ratio"):
+            np.testing.assert_allclose(d[name], d_ref[name], rtol=1e-8)
+        assert d["dead_fraction"] == d_ref["dead_fraction"]
+    for p, q in zip(model.params, ref.params):
+        np.testing.assert_allclose(backend.to_host(p), q, rtol=1e-8, atol=1e-12)

@@ -125,7 +125,8 @@ def test_03_the_precision_claim_fails_for_the_naive_formula():
     t = definitions(3)
     assert t.keeps_tiny_values(sigmoid) and not t.keeps_tiny_values(t.naive_sigmoid)
     naive_at_20 = t.naive_sigmoid(np.array([-20.0], dtype=np.float32))[0]
-    assert abs(naive_at_20 / np.exp(-20.0) - 1) < 1e-6, "the old check at x = -20 could not fail"
+    # At x = -20 both formulas agree to 1e-6: a check there could not tell them apart.
+    assert abs(naive_at_20 / np.exp(-20.0) - 1) < 1e-6
 
 
 def test_03_the_overflow_claims_fail_for_large_positive_x_and_for_the_naive_formula():
@@ -390,9 +391,10 @@ def diagnostics(grad, ratio, dead, spread):
 
 def test_11_the_collapse_claim_fails_for_the_run_that_limps_on():
     t = definitions(11)
-    healthy = [diagnostics(8.0e-3, 3.3e-3, 0.32, 0.110)]          # tutorial 10's old lr 0.001 run
-    limping = [diagnostics(1.45e-2, 2.1e-3, 0.99, 0.054)]         # its old lr 0.1 run, seed 0
-    assert limping[-1]["output_spread"] < healthy[-1]["output_spread"], "what the old check compared"
+    healthy = [diagnostics(8.0e-3, 3.3e-3, 0.32, 0.110)]          # a run at lr 0.001
+    limping = [diagnostics(1.45e-2, 2.1e-3, 0.99, 0.054)]         # a run at lr 0.1 that limps on
+    # Lower than the healthy run's spread, so comparing spreads alone would call it a collapse.
+    assert limping[-1]["output_spread"] < healthy[-1]["output_spread"]
     assert not t.one_output_image(limping) and t.one_output_image([diagnostics(0.0, 5e-3, 1.0, 0.0)])
 
 

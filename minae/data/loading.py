@@ -384,6 +384,7 @@ def load(name, data_dir=None, *, val_fraction=None, limit_train=None, limit_val=
     va = _subset(len(va_x), limit_val, np.random.default_rng([seed, 3]))
     if len(tr) < len(tr_x) or len(va) < len(va_x):
         notes = [*notes, f"seeded subsets: {len(tr)} of {len(tr_x)} train, {len(va)} of {len(va_x)} val"]
+
     def pick(a, rows):   # no copy when the whole split is kept
         return a if len(rows) == len(a) else a[rows]
 

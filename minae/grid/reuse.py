@@ -33,7 +33,6 @@ from minae.train import evaluate
 VAL_BCE_RTOL = 1e-5
 
 
-
 def _number(v):
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
