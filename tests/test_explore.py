@@ -334,3 +334,16 @@ def test_the_code_plot_shows_at_most_n_codes(grid):
     model_id = one_record(grid)["key"]
     answer = explorer.code_space(model_id)
     assert len(answer["points"]) == min(N_CODES, 500) == len(answer["labels"])
+
+
+def test_with_no_folder_named_the_explorer_finds_the_grid_where_it_left_its_results(tmp_path, monkeypatch):
+    from minae.explore.cli import default_results
+
+    monkeypatch.chdir(tmp_path)
+    assert default_results() == "results"                       # nothing yet: the full grid's folder
+    (tmp_path / "results-quick").mkdir()
+    (tmp_path / "results-quick" / "results.json").write_text("[]")
+    assert default_results() == "results-quick"                 # after `grid.py --quick`
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "results.json").write_text("[]")
+    assert default_results() == "results"                       # the full grid's, once it exists

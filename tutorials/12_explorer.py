@@ -3,7 +3,7 @@
 #
 # An autoencoder squeezes each image through a narrow code layer and builds
 # it back. This tutorial opens that code space with three tools, as static
-# figures; the explorer (`python -m minae.explore results`) does the same
+# figures; the explorer (`python -m minae.explore`) does the same
 # live, for every model of a grid, while you draw.
 #
 # - `model.decode(codes)` runs only the layers after the code layer, so any
@@ -133,8 +133,8 @@ save(fig, "12_interpolation")
 # %% [markdown]
 # ## The same, live, for a whole grid
 #
-#     python scripts/grid.py --quick          # a grid in results/ (about a minute)
-#     python -m minae.explore results         # or: minae-explore results
+#     python scripts/grid.py --quick          # a grid in results-quick/ (under a minute)
+#     python -m minae.explore                 # or: minae-explore; it finds results-quick/
 #
 # The explorer opens in your browser. Draw and every model of the grid
 # reconstructs your drawing as you draw, with its BCE; click empty space in a

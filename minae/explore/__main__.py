@@ -1,3 +1,3 @@
 from minae.explore.cli import main
 
-main()
+main(prog="python -m minae.explore")

@@ -5,20 +5,33 @@ from __future__ import annotations
 import argparse
 import sys
 import webbrowser
+from pathlib import Path
 
 from minae.errors import MinaeError
 from minae.explore.explorer import Explorer
 from minae.explore.server import LOOPBACK, ExplorerServer
+from minae.grid.cli import QUICK
 from minae.grid.config import GridConfig
+from minae.grid.outputs import RESULTS_FILE
 
 
-def build_parser():
+def default_results():
+    """The full grid's folder if it holds results, else --quick's: where a grid run with
+    its defaults left them."""
+    for folder in (GridConfig.out, QUICK["out"]):
+        if (Path(folder) / RESULTS_FILE).is_file():
+            return folder
+    return GridConfig.out
+
+
+def build_parser(prog="minae-explore"):
     p = argparse.ArgumentParser(
-        prog="python -m minae.explore",
+        prog=prog,
         description="Explore a grid's models in the browser: draw and see every model's reconstruction, "
                     "walk their code spaces, look at their units, train a model live.")
-    p.add_argument("results_dir", nargs="?", default=GridConfig.out,
-                   help="the grid's --out folder, holding results.json (default %(default)s)")
+    p.add_argument("results_dir", nargs="?",
+                   help=f"the grid's --out folder, holding {RESULTS_FILE} (default: {GridConfig.out}, or "
+                        f"{QUICK['out']} where only --quick has run)")
     p.add_argument("--data-dir", help="where the grid's data are, if not found as the grid found them")
     p.add_argument("--port", type=int, default=0, help="port to serve on (default: a free one)")
     p.add_argument("--host", default=LOOPBACK[0],
@@ -27,8 +40,9 @@ def build_parser():
     return p
 
 
-def main(argv=None):
-    args = build_parser().parse_args(argv)
+def main(argv=None, prog="minae-explore"):
+    args = build_parser(prog).parse_args(argv)
+    args.results_dir = args.results_dir or default_results()
     if not 0 <= args.port <= 65535:
         sys.exit(f"error: --port must be from 0 to 65535, got {args.port}")
     print(f"loading the grid in {args.results_dir} ...", flush=True)

@@ -19,6 +19,7 @@ import numpy as np
 from minae.data import SampleDataWarning, load, load_sample
 from minae.data.loading import SAMPLE
 from minae.errors import CheckpointError, DataError
+from minae.grid.cli import QUICK
 from minae.grid.outputs import RESULTS_FILE
 from minae.grid.reuse import load_checked
 
@@ -29,8 +30,9 @@ def read_records(results_dir):
     """The run records of <results_dir>/results.json, as written by the grid."""
     path = Path(results_dir) / RESULTS_FILE
     if not path.is_file():
-        raise FileNotFoundError(f"{path} does not exist: point the explorer at the --out folder of a "
-                                "grid (default results/), or make one with: python scripts/grid.py --quick")
+        raise FileNotFoundError(f"{path} does not exist: point the explorer at the --out folder of a grid, "
+                                "or make one first: python scripts/grid.py --quick (its results land in "
+                                f"{QUICK['out']}/, which the explorer finds by itself)")
     try:
         records = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
