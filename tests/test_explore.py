@@ -212,6 +212,9 @@ def test_records_are_read_with_clear_errors(tmp_path):
     (tmp_path / "results.json").write_text("{not json")
     with pytest.raises(ValueError, match="cannot be read as JSON"):
         read_records(tmp_path)
+    (tmp_path / "results.json").write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(ValueError, match="cannot be read as JSON .its JSON nests deeper"):
+        read_records(tmp_path)
     (tmp_path / "results.json").write_text(json.dumps([{"key": "k", "dataset": "mnist"}]))
     with pytest.raises(ValueError, match="run 0 lacks"):
         read_records(tmp_path)

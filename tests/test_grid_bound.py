@@ -172,6 +172,21 @@ def test_a_checkpoint_claiming_two_million_units_is_trained_again_and_the_lock_r
     assert load_checked(out, next(r for r in results(out) if r["key"] == a["key"])).hidden == [8, 4, 8]
 
 
+def test_json_in_out_that_cannot_be_read_is_retrained_or_noted_not_a_traceback(tmp_path, capsys):
+    out, a, _ = _two_runs(tmp_path)
+    deep = "[" * 100_000 + "]" * 100_000   # json.loads raises RecursionError on it
+    (out / "runs" / "mnist" / f"{a['key']}.json").write_text(deep)
+    (out / "runs" / "mnist" / "stray.json").write_text(deep)   # read when a run is to be trained
+    (out / "grid.json").write_text("[1, 2]")
+    capsys.readouterr()
+    assert main([*TINY, "--data-dir", str(tmp_path / "data"), "--out", str(out), "--no-plots"]) == 0
+    said = capsys.readouterr().out
+    assert f"{a['key']}.json cannot be read (its JSON nests deeper than Python's parser goes)" in said
+    assert f"{out / 'grid.json'} cannot be read (it holds no settings); this grid replaces" in said
+    assert "1 finished earlier and reused, 1 to train" in said
+    assert {r["key"] for r in results(out)} >= {a["key"]}
+
+
 # --- the exit code tells the truth, and errors are one message ---------------------------
 
 def test_the_scheduler_timeout_must_be_finite(tmp_path, capsys):

@@ -13,13 +13,13 @@ per reused run, a small part of an epoch.
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from pathlib import Path
 
 from threadpoolctl import threadpool_limits
 
+from minae._io import read_json
 from minae.data.registry import DATASETS
 from minae.errors import CheckpointError
 from minae.grid.config import settings_key
@@ -120,8 +120,8 @@ def load_finished(out_dir, settings, ds=None, log=print):
     if not path.is_file():
         return None
     try:
-        record = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        record = read_json(path)
+    except (OSError, ValueError) as exc:
         log(f"{path} cannot be read ({exc}); training that run again")
         return None
     if not isinstance(record, dict) or {k: record.get(k) for k in settings} != settings:
@@ -150,12 +150,12 @@ def changed_data(out_dir, todo):
     changed = {}
     for path in Path(out_dir).glob("runs/*/*.json"):
         try:
-            record = json.loads(path.read_text())
+            record = read_json(path)
             settings = {k: record.get(k) for k in names}
             if record.get("repeat"):   # as run_settings: only repeats after the first carry it
                 settings["repeat"] = record["repeat"]
             settings = wanted.get(without_digest(settings))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError):
+        except (OSError, ValueError, AttributeError):   # not a record: not the grid's to judge
             continue
         if settings is not None and record.get("data_sha256") != settings["data_sha256"]:
             changed.setdefault(settings["dataset"], (record.get("data_sha256"), settings["data_sha256"], []))
