@@ -137,6 +137,37 @@ def test_an_edited_record_is_trained_again_with_the_reason(tmp_path, capsys, edi
     assert "1 finished earlier and reused, 1 to train" in said
 
 
+@pytest.mark.parametrize("edit, reason", [
+    (lambda r: {**r, "status": "diverged"},
+     "its status is 'diverged' at epoch None, but its history of 2 epochs does not end in a loss"),
+    (lambda r: {**r, "diverged_epoch": 1}, "its status is 'ok', but it diverged"),
+    (lambda r: {**r, "train_bce": 0.01}, "its train_bce 0.01 is not its last epoch's"),
+], ids=["said-diverged", "said-both", "train-bce"])
+def test_a_record_that_contradicts_its_own_history_is_trained_again(tmp_path, capsys, edit, reason):
+    # The ranking shows a diverged run last and prints train BCE: neither is re-evaluated,
+    # so each must at least agree with the run's own history.
+    out, a, _ = _two_runs(tmp_path)
+    path = out / "runs" / "mnist" / f"{a['key']}.json"
+    path.write_text(json.dumps(edit(a)))
+    capsys.readouterr()
+    assert main([*TINY, "--data-dir", str(tmp_path / "data"), "--out", str(out), "--no-plots"]) == 0
+    said = capsys.readouterr().out
+    assert f"{a['key']}.json: {reason}" in said and "1 finished earlier and reused, 1 to train" in said
+    again = next(r for r in results(out) if r["key"] == a["key"])   # retrained: the same bits as before
+    assert [again[k] for k in ("status", "diverged_epoch", "train_bce", "val_bce")] == \
+        [a[k] for k in ("status", "diverged_epoch", "train_bce", "val_bce")]
+
+
+def test_a_checkpoint_of_another_input_width_is_trained_again_not_a_stop(tmp_path, capsys):
+    out, a, _ = _two_runs(tmp_path)
+    extra = Autoencoder.load(out / a["checkpoint"]).extra
+    Autoencoder(783, [8, 4, 8], seed=1).save(out / a["checkpoint"], extra=extra)   # its key, another model
+    capsys.readouterr()
+    assert main([*TINY, "--data-dir", str(tmp_path / "data"), "--out", str(out), "--no-plots"]) == 0
+    assert "is a model of 783 inputs, but its data have 784 per image" in capsys.readouterr().out
+    assert Autoencoder.load(out / a["checkpoint"]).input_dim == 784
+
+
 def re_search(pattern, text):
     import re
 

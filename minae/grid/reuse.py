@@ -50,12 +50,22 @@ def record_problem(record, settings):
         return "it has no per-epoch history"
     if not all(v is None or _number(v) for k in curves for v in history[k]):
         return "its history holds something other than numbers"
+    epochs, diverged_at = len(history["val_bce"]), record.get("diverged_epoch")
     if status == "ok":
+        if diverged_at is not None or None in history["train_bce"] + history["val_bce"]:
+            return "its status is 'ok', but it diverged (its history has a loss that is not finite)"
         for name in curves:
             if not _number(record.get(name)):
                 return f"its {name} is {record.get(name)!r}, not a number"
-        if len(history["val_bce"]) != settings["epochs"]:
-            return f"its history covers {len(history['val_bce'])} of {settings['epochs']} epochs"
+            if record[name] != history[name][-1]:   # both are the last epoch's, written at once
+                return f"its {name} {record[name]!r} is not its last epoch's {history[name][-1]!r}"
+        if epochs != settings["epochs"]:
+            return f"its history covers {epochs} of {settings['epochs']} epochs"
+    elif not (isinstance(diverged_at, int) and 1 <= diverged_at == epochs == len(history["train_bce"])
+              <= settings["epochs"] and None in (history["train_bce"][-1], history["val_bce"][-1])):
+        # fit stops a run at the epoch whose loss is not finite: the history ends there, at a None
+        return (f"its status is 'diverged' at epoch {diverged_at!r}, but its history of {epochs} epochs "
+                "does not end in a loss that is not finite")
     if not _number(record.get("seconds")):
         return f"its seconds is {record.get('seconds')!r}, not a number"
     for name in ("knn_accuracy", "output_spread", "dead_fraction"):
@@ -69,7 +79,8 @@ def load_checked(out_dir, record, x_val=None):
 
     Checks, in order: the record names its own checkpoint (runs/<dataset>/<key>.npz);
     the file loads (minae.checkpoint's checks; finite weights unless the run
-    diverged); it stores the record's key and data digest; and, given x_val
+    diverged); it stores the record's key and data digest; its layers and dtype
+    are the record's (and its input width the data's); and, given x_val
     (the run's validation rows) for a run that finished ok, it evaluates to the
     record's val_bce within VAL_BCE_RTOL (one BLAS thread, as the grid trains).
     Raises CheckpointError naming the file and the first check that failed.
@@ -98,6 +109,11 @@ def load_checked(out_dir, record, x_val=None):
     if model.hidden != list(record.get("hidden", ())):
         raise CheckpointError(f"{path} has hidden layers {model.hidden}, not the record's "
                               f"{record.get('hidden')}")
+    if model.dtype != record.get("dtype"):
+        raise CheckpointError(f"{path} holds {model.dtype} weights, not the record's {record.get('dtype')}")
+    if x_val is not None and model.input_dim != x_val.shape[-1]:
+        raise CheckpointError(f"{path} is a model of {model.input_dim} inputs, but its data have "
+                              f"{x_val.shape[-1]} per image")
     if x_val is not None and record.get("status") == "ok":
         with threadpool_limits(1):
             measured = evaluate(model, x_val)
