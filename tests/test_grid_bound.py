@@ -230,11 +230,27 @@ def test_the_scheduler_timeout_must_be_finite(tmp_path, capsys):
 @pytest.mark.parametrize("flags, message", [
     (["--out", ""], "--out must name a folder"),
     (["--batch-size", "100000000000"], "--batch-size 100000000000 needs about"),
+    (["--scheduler", ""], "--scheduler must be a scheduler's address, such as tcp://host:8786, or 'local'"),
 ])
 def test_flags_that_misled_are_clear_errors(tmp_path, capsys, flags, message):
     with pytest.raises(SystemExit) as exc:
         main([*TINY, "--data-dir", str(SAMPLE_ROOT), "--out", str(tmp_path / "o"), *flags])
     assert exc.value.code == 2 and message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("values, message", [
+    ({"datasets": "mnist"}, "--datasets: give a list, e.g. ('mnist', 'fashion-mnist'); got 'mnist'"),
+    ({"hidden": (8, 4, 8)}, "--hidden: each spec is a list of layer widths, e.g. (32, 16, 32); got 8"),
+    ({"lrs": 0.01}, "--lrs: give a list, e.g. (0.1, 0.01); got 0.01"),
+    ({"out": None}, "--out must name a folder, got None; the default is results/"),
+], ids=["datasets-a-string", "hidden-not-nested", "lrs-a-number", "out-none"])
+def test_grid_config_values_of_the_wrong_shape_name_their_flag(values, message):
+    # A string of datasets was read as its letters ("unknown dataset 'm'"), out=None made a
+    # folder named None, and the others were TypeErrors from inside __post_init__.
+    with pytest.raises(ValueError) as err:
+        GridConfig(**values).validate()
+    assert str(err.value) == message
+    assert GridConfig(hidden=[[8, np.int64(4)]], lrs=np.array([0.1])).hidden == ((8, 4),)
 
 
 def _grid_process(out, *extra):
