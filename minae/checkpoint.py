@@ -49,11 +49,15 @@ def save(model, path, extra=None):
     """
     if model.stack_size is not None:
         raise ValueError("save the models of a stack one by one (unstack_into each first)")
-    path = Path(path)
+    path = _path(path)
     meta = metadata(model)
     if extra is not None:
         meta["extra"] = extra
-    arrays = {"minae_meta": np.array(json.dumps(meta))}
+    try:
+        arrays = {"minae_meta": np.array(json.dumps(meta))}
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"extra must hold only what JSON can store (dicts, lists, strings, numbers): {exc}") \
+            from None
     for i, layer in enumerate(model.dense, start=1):
         arrays[f"W{i}"] = model.backend.to_host(layer.W)
         arrays[f"b{i}"] = model.backend.to_host(layer.b)
@@ -69,7 +73,7 @@ def read(path, finite=True):
     finite: refuse NaN or infinite weights (a run that diverged has them; pass
     False to load one anyway).
     """
-    path = Path(path)
+    path = _path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {path}")
     not_ours = f"{path} is not a minae checkpoint (an .npz written by Autoencoder.save)"
@@ -97,6 +101,13 @@ def read(path, finite=True):
     return meta, [arrays[f"W{i}"] for i in layers], [arrays[f"b{i}"] for i in layers]
 
 
+def _path(path):
+    try:
+        return Path(path)
+    except TypeError:
+        raise TypeError(f"path must be a file path (a str or pathlib.Path), got {path!r}") from None
+
+
 def _array_headers(archive, not_ours):
     """{name: (shape, dtype)} of every .npy member, read from headers alone (no data)."""
     headers = {}
@@ -121,7 +132,7 @@ def _read_meta(archive, path):
         with archive.open("minae_meta.npy") as member:
             text = np.lib.format.read_array(member, allow_pickle=False)
         meta = json.loads(str(text))
-    except (ValueError, json.JSONDecodeError) as exc:
+    except (ValueError, RecursionError) as exc:   # JSONDecodeError is a ValueError
         raise CheckpointError(f"{path}: its minae metadata is not valid JSON ({exc})") from exc
     if not isinstance(meta, dict):
         raise CheckpointError(f"{path}: its minae metadata is not a JSON object")
