@@ -294,6 +294,13 @@ def test_the_command_says_what_to_do_without_results(tmp_path, capsys):
         main([str(tmp_path / "nowhere"), "--no-browser"])
 
 
+def test_the_command_names_an_address_it_cannot_serve_on(grid):
+    from minae.explore.cli import main
+
+    with pytest.raises(SystemExit, match=r"cannot serve on 256.1.1.1 port 0 \(.*\); choose another --host"):
+        main([str(grid), "--no-browser", "--host", "256.1.1.1"])   # was "[Errno -2] Name or service ..."
+
+
 def test_the_command_serves_and_warns_when_it_leaves_this_machine(grid):
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
     server = subprocess.Popen([sys.executable, "-m", "minae.explore", str(grid), "--no-browser",

@@ -64,6 +64,16 @@ def test_data_replaced_while_workers_run_is_refused_naming_the_file(tmp_path):
     assert not (tmp_path / "out" / LOCK_NAME).exists()
 
 
+def test_run_grid_names_a_dataset_it_was_not_given_or_not_given_as_one(tmp_path):
+    config = GridConfig(datasets=("mnist",), hidden=((8,),), lrs=(0.01,), epochs=1, out=str(tmp_path / "out"),
+                        plots=False, quiet=True)
+    with pytest.raises(ValueError, match="datasets holds no mnist: give run_grid a Dataset for each"):
+        run_grid(config, {}, log=lambda msg: None)   # was KeyError: 'mnist'
+    with pytest.raises(TypeError, match=r"datasets\['mnist'\] must be a minae.data.Dataset .*got str"):
+        run_grid(config, {"mnist": "not a dataset"}, log=lambda msg: None)   # was an AttributeError
+    assert not (tmp_path / "out" / "runs").exists()
+
+
 def test_a_dask_task_checks_the_arrays_it_received():
     from minae.grid import cluster
 
