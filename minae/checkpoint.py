@@ -9,6 +9,7 @@ million units, or holds complex or NaN weights, is refused with the reason.
 
     save(model, path, extra=None)      # Autoencoder.save
     meta, weights, biases = read(path) # Autoencoder.load builds the model from them
+    meta = read_metadata(path)         # what it claims to be, no weight read
 
 The file: ``minae_meta`` (a JSON string: format, version, input_dim, hidden,
 dtype, seed, init, optional extra) and ``W1, b1, W2, b2, ...`` as host
@@ -33,6 +34,9 @@ FORMAT = "minae-autoencoder"
 VERSION = 1
 DTYPES = ("float32", "float64")
 _ZIP_MAGIC = b"PK\x03\x04"
+# The metadata is a JSON string of a few hundred characters (a grid's run settings
+# included), stored as UTF-32: a header claiming more is not minae's.
+MAX_META_BYTES = 1 << 20
 _HEADER_READERS = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
 
 
@@ -73,6 +77,17 @@ def read(path, finite=True):
     finite: refuse NaN or infinite weights (a run that diverged has them; pass
     False to load one anyway).
     """
+    return _read(path, finite, arrays=True)
+
+
+def read_metadata(path):
+    """A checkpoint's metadata, checked as ``read`` checks it (the arrays' headers
+    included), without reading a single weight: what the file claims to be, at the
+    cost of its headers, for a caller that knows what it should be."""
+    return _read(path, arrays=False)
+
+
+def _read(path, finite=True, arrays=True):
     path = _path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {path}")
@@ -86,9 +101,11 @@ def read(path, finite=True):
             headers = _array_headers(archive, not_ours)
             if "minae_meta" not in headers:
                 raise CheckpointError(f"{path} is not a minae checkpoint: it has no minae_meta entry")
-            meta = _read_meta(archive, path)
+            meta = _read_meta(archive, headers["minae_meta"], path)
             shapes = _expected_shapes(meta, path)
             _check_headers(headers, shapes, meta["dtype"], path)
+            if not arrays:
+                return meta
             arrays = {name: _read_array(archive, name, path) for name in shapes}
     except (zipfile.BadZipFile, OSError, EOFError) as exc:
         raise CheckpointError(f"{not_ours}: {exc}") from exc
@@ -127,7 +144,12 @@ def _array_headers(archive, not_ours):
     return headers
 
 
-def _read_meta(archive, path):
+def _read_meta(archive, header, path):
+    shape, dtype = header
+    if shape != () or dtype.kind != "U" or dtype.itemsize > MAX_META_BYTES:
+        raise CheckpointError(f"{path}: its minae metadata is {dtype} of shape {shape}, not one string of at "
+                              f"most {MAX_META_BYTES:,} bytes; the file is damaged or was not written by "
+                              "Autoencoder.save")
     try:
         with archive.open("minae_meta.npy") as member:
             text = np.lib.format.read_array(member, allow_pickle=False)

@@ -182,7 +182,7 @@ def test_non_finite_weights_are_refused(grid, tmp_path):
     record = one_record(grid)
     model = Autoencoder.load(Path(grid) / record["checkpoint"])
     model.params[2][0, 0] = np.nan
-    model.save(tmp_path / record["checkpoint"])
+    model.save(tmp_path / record["checkpoint"], extra=model.extra)   # the run's own file, but for a NaN
     with pytest.raises(CheckpointError, match="W2 holds NaN or infinite weights"):
         load_model(tmp_path, record)
 

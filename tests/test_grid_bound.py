@@ -17,7 +17,7 @@ from minae import Autoencoder, evaluate
 from minae.data import load
 from minae.data.idx import read_idx, write_idx
 from minae.data.loading import SAMPLE_ROOT
-from minae.errors import DataError
+from minae.errors import CheckpointError, DataError
 from minae.grid import GridConfig, run_grid
 from minae.grid.cli import main
 from minae.grid.config import DataSummary, run_settings
@@ -226,6 +226,46 @@ def test_json_in_out_that_cannot_be_read_is_retrained_or_noted_not_a_traceback(t
     assert f"{out / 'grid.json'} cannot be read (it holds no settings); this grid replaces" in said
     assert "1 finished earlier and reused, 1 to train" in said
     assert {r["key"] for r in results(out)} >= {a["key"]}
+
+
+def _claims(path, hidden, extra):
+    """Rewrite checkpoint ``path`` so that its metadata and every array header agree on a model
+    of ``hidden`` units while each array holds 64 bytes: only the headers claim the size."""
+    import io
+    import zipfile
+
+    def npy(header_of, data=b""):
+        buf = io.BytesIO()
+        np.lib.format.write_array_header_1_0(buf, header_of)
+        return buf.getvalue() + data
+
+    meta = {"format": "minae-autoencoder", "version": 1, "input_dim": 784, "hidden": hidden,
+            "dtype": "float32", "seed": 0, "init": "glorot_uniform", "extra": extra}
+    text = np.array(json.dumps(meta))
+    sizes = [784, *hidden, 784]
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("minae_meta.npy", npy(np.lib.format.header_data_from_array_1_0(text), text.tobytes()))
+        for i, (d_in, d_out) in enumerate(zip(sizes[:-1], sizes[1:]), start=1):
+            for name, shape in ((f"W{i}", (d_in, d_out)), (f"b{i}", (d_out,))):
+                z.writestr(f"{name}.npy", npy({"descr": "<f4", "fortran_order": False, "shape": shape},
+                                              b"\0" * 64))
+
+
+def test_a_checkpoint_claiming_another_model_is_refused_before_a_weight_is_read(tmp_path):
+    # Metadata and headers that agree on a million units passed every check of the file
+    # itself: its arrays were then allocated and read (12 GB for 6 MB of deflated zeros).
+    import tracemalloc
+
+    out, a, _ = _two_runs(tmp_path)
+    _claims(out / a["checkpoint"], [1_000_000], Autoencoder.load(out / a["checkpoint"]).extra)
+    tracemalloc.start()
+    try:
+        with pytest.raises(CheckpointError, match=r"hidden layers \[1000000\], not the record's \[8, 4, 8\]"):
+            load_checked(out, a)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 50 * 2**20, f"{peak / 2**20:.0f} MiB"
 
 
 # --- the exit code tells the truth, and errors are one message ---------------------------

@@ -208,6 +208,16 @@ def test_metadata_nested_deeper_than_the_parser_goes_is_a_checkpoint_error(tmp_p
         Autoencoder.load(tmp_path / "deep.npz")
 
 
+def test_metadata_larger_than_any_minae_writes_is_refused_before_it_is_read(tmp_path):
+    path = Autoencoder(4, [2]).save(tmp_path / "m.npz")
+    with np.load(path) as f:
+        stored = {k: f[k] for k in f.files}
+    padded = str(stored["minae_meta"])[:-1] + ", " + " " * 300_000 + "}"   # valid JSON, 1.2 MB as UTF-32
+    np.savez(path, **{**stored, "minae_meta": np.array(padded)})
+    with pytest.raises(CheckpointError, match="metadata is <U300.* not one string of at most 1,048,576"):
+        Autoencoder.load(path)
+
+
 def test_save_and_load_round_trip(tmp_path, rng):
     model = Autoencoder(9, [5, 2, 5], seed=4)
     Adam(0.1).step(model.params, [rng.standard_normal(p.shape).astype(np.float32) for p in model.params])

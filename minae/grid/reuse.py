@@ -19,6 +19,7 @@ from pathlib import Path
 
 from threadpoolctl import threadpool_limits
 
+from minae import checkpoint
 from minae._io import read_json
 from minae.data.registry import DATASETS
 from minae.errors import CheckpointError
@@ -78,9 +79,9 @@ def load_checked(out_dir, record, x_val=None):
     """The trained model of a finished run, once its checkpoint is shown to be that run's.
 
     Checks, in order: the record names its own checkpoint (runs/<dataset>/<key>.npz);
-    the file loads (minae.checkpoint's checks; finite weights unless the run
-    diverged); it stores the record's key and data digest; its layers and dtype
-    are the record's (and its input width the data's); and, given x_val
+    its metadata, read first, holds the record's key and data digest, and the
+    record's layers and dtype (and its data's input width); the file loads
+    (minae.checkpoint's checks; finite weights unless the run diverged); and, given x_val
     (the run's validation rows) for a run that finished ok, it evaluates to the
     record's val_bce within VAL_BCE_RTOL (one BLAS thread, as the grid trains).
     Raises CheckpointError naming the file and the first check that failed.
@@ -97,8 +98,10 @@ def load_checked(out_dir, record, x_val=None):
         raise CheckpointError(f"the record of run {key} names the checkpoint {record.get('checkpoint')!r}, "
                               f"not its own {own}")
     path = Path(out_dir) / own
-    model = Autoencoder.load(path, finite=record.get("status") != "diverged")
-    stored = model.extra if isinstance(model.extra, dict) else {}
+    # What the file claims to be is checked before a weight is read: a few MB of
+    # deflated zeros that claim a model of a million units cost gigabytes to read.
+    meta = checkpoint.read_metadata(path)
+    stored = meta.get("extra") if isinstance(meta.get("extra"), dict) else {}
     if stored.get("key") != key:
         raise CheckpointError(f"{path} holds run {stored.get('key')!r}, not {key} (a checkpoint copied "
                               "or swapped from another run)")
@@ -106,14 +109,15 @@ def load_checked(out_dir, record, x_val=None):
     if stored_digest != record.get("data_sha256"):
         raise CheckpointError(f"{path} was trained on data with digest {str(stored_digest)[:12]}, but its "
                               f"record says {str(record.get('data_sha256'))[:12]}")
-    if model.hidden != list(record.get("hidden", ())):
-        raise CheckpointError(f"{path} has hidden layers {model.hidden}, not the record's "
+    if meta["hidden"] != list(record.get("hidden", ())):
+        raise CheckpointError(f"{path} has hidden layers {meta['hidden']}, not the record's "
                               f"{record.get('hidden')}")
-    if model.dtype != record.get("dtype"):
-        raise CheckpointError(f"{path} holds {model.dtype} weights, not the record's {record.get('dtype')}")
-    if x_val is not None and model.input_dim != x_val.shape[-1]:
-        raise CheckpointError(f"{path} is a model of {model.input_dim} inputs, but its data have "
+    if meta["dtype"] != record.get("dtype"):
+        raise CheckpointError(f"{path} holds {meta['dtype']} weights, not the record's {record.get('dtype')}")
+    if x_val is not None and meta["input_dim"] != x_val.shape[-1]:
+        raise CheckpointError(f"{path} is a model of {meta['input_dim']} inputs, but its data have "
                               f"{x_val.shape[-1]} per image")
+    model = Autoencoder.load(path, finite=record.get("status") != "diverged")
     if x_val is not None and record.get("status") == "ok":
         with threadpool_limits(1):
             measured = evaluate(model, x_val)
