@@ -1,4 +1,6 @@
-"""Atomic file writes: a reader sees the old file or the new one, never half.
+"""Atomic file writes, and JSON files read with suspicion.
+
+Writes: a reader sees the old file or the new one, never half.
 
 The bytes go to a temporary file in the destination's folder, which is then
 renamed over the destination (``os.replace`` is atomic on one filesystem).
@@ -8,14 +10,22 @@ An error from the disk (a full disk, a read-only folder) is re-raised as the
 same kind of OSError, errno kept, with a message that names the destination
 and says what to do: ``[Errno 28] No space left on device`` alone does not say
 which of a grid's many files could not be written.
+
+Reads (``read_json``): a grid's folder holds JSON files anyone could have
+replaced (records, the lock, grid.json), so one is refused before it is read
+if it is not a regular file or is larger than any minae writes, and every way
+of not being JSON (bad bytes, bad syntax, nesting deeper than Python's parser
+goes) is one ValueError saying why.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
+import json
 import math
 import os
+import stat
 import tempfile
 import time
 from pathlib import Path
@@ -46,6 +56,37 @@ def naming_path(exc: OSError, what: str, advice: str | None = None) -> OSError:
     if exc.errno is None:
         return OSError(f"{what}: {reason}; {advice}")
     return OSError(exc.errno, f"{what}: {reason}; {advice}")
+
+
+# The largest JSON file minae reads: a run's record grows by about 0.6 KB per epoch, so
+# this is some 100,000 epochs, and results.json of hundreds of such runs.
+MAX_JSON_BYTES = 64 << 20
+
+
+def read_json(path, max_bytes=MAX_JSON_BYTES):
+    """The JSON value in ``path``. Raises OSError if the file cannot be read, and
+    ValueError, saying why (not naming the file: callers do), if it is not a regular
+    file, is larger than ``max_bytes`` (checked before reading), or is not JSON.
+    """
+    # O_NONBLOCK: a FIFO under a JSON name must not hang the reader (it is refused below).
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):
+        os.close(fd)
+        raise ValueError("it is not a regular file")
+    with os.fdopen(fd, "rb") as f:
+        if info.st_size > max_bytes:
+            raise ValueError(f"it holds {info.st_size:,} bytes, more than the {max_bytes:,} of any JSON file "
+                             "minae writes")
+        data = f.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise ValueError(f"it holds more than the {max_bytes:,} bytes of any JSON file minae writes")
+    try:
+        return json.loads(data)
+    except RecursionError:
+        raise ValueError("its JSON nests deeper than Python's parser goes") from None
+    except ValueError as exc:   # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise ValueError(f"it is not valid JSON ({exc})") from None
 
 
 def writable_dir(directory):

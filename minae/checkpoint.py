@@ -9,6 +9,7 @@ million units, or holds complex or NaN weights, is refused with the reason.
 
     save(model, path, extra=None)      # Autoencoder.save
     meta, weights, biases = read(path) # Autoencoder.load builds the model from them
+    meta = read_metadata(path)         # what it claims to be, no weight read
 
 The file: ``minae_meta`` (a JSON string: format, version, input_dim, hidden,
 dtype, seed, init, optional extra) and ``W1, b1, W2, b2, ...`` as host
@@ -33,6 +34,9 @@ from minae.layers import INITIALISERS
 FORMAT = "minae-autoencoder"
 VERSION = 1
 _ZIP_MAGIC = b"PK\x03\x04"
+# The metadata is a JSON string of a few hundred characters (a grid's run settings
+# included), stored as UTF-32: a header claiming more is not minae's.
+MAX_META_BYTES = 1 << 20
 _HEADER_READERS = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
 
 
@@ -49,11 +53,15 @@ def save(model, path, extra=None):
     """
     if model.stack_size is not None:
         raise ValueError("save the models of a stack one by one (unstack_into each first)")
-    path = Path(path)
+    path = _path(path)
     meta = metadata(model)
     if extra is not None:
         meta["extra"] = extra
-    arrays = {"minae_meta": np.array(json.dumps(meta))}
+    try:
+        arrays = {"minae_meta": np.array(json.dumps(meta))}
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"extra must hold only what JSON can store (dicts, lists, strings, numbers): {exc}") \
+            from None
     for i, layer in enumerate(model.dense, start=1):
         arrays[f"W{i}"] = model.backend.to_host(layer.W)
         arrays[f"b{i}"] = model.backend.to_host(layer.b)
@@ -69,7 +77,18 @@ def read(path, finite=True):
     finite: refuse NaN or infinite weights (a run that diverged has them; pass
     False to load one anyway).
     """
-    path = Path(path)
+    return _read(path, finite, arrays=True)
+
+
+def read_metadata(path):
+    """A checkpoint's metadata, checked as ``read`` checks it (the arrays' headers
+    included), without reading a single weight: what the file claims to be, at the
+    cost of its headers, for a caller that knows what it should be."""
+    return _read(path, arrays=False)
+
+
+def _read(path, finite=True, arrays=True):
+    path = _path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {path}")
     not_ours = f"{path} is not a minae checkpoint (an .npz written by Autoencoder.save)"
@@ -82,9 +101,11 @@ def read(path, finite=True):
             headers = _array_headers(archive, not_ours)
             if "minae_meta" not in headers:
                 raise CheckpointError(f"{path} is not a minae checkpoint: it has no minae_meta entry")
-            meta = _read_meta(archive, path)
+            meta = _read_meta(archive, headers["minae_meta"], path)
             shapes = _expected_shapes(meta, path)
             _check_headers(headers, shapes, meta["dtype"], path)
+            if not arrays:
+                return meta
             arrays = {name: _read_array(archive, name, path) for name in shapes}
     except (zipfile.BadZipFile, OSError, EOFError) as exc:
         raise CheckpointError(f"{not_ours}: {exc}") from exc
@@ -95,6 +116,13 @@ def read(path, finite=True):
                                       "or a damaged file); load it with finite=False to look at it anyway")
     layers = range(1, len(meta["hidden"]) + 2)
     return meta, [arrays[f"W{i}"] for i in layers], [arrays[f"b{i}"] for i in layers]
+
+
+def _path(path):
+    try:
+        return Path(path)
+    except TypeError:
+        raise TypeError(f"path must be a file path (a str or pathlib.Path), got {path!r}") from None
 
 
 def _array_headers(archive, not_ours):
@@ -116,12 +144,17 @@ def _array_headers(archive, not_ours):
     return headers
 
 
-def _read_meta(archive, path):
+def _read_meta(archive, header, path):
+    shape, dtype = header
+    if shape != () or dtype.kind != "U" or dtype.itemsize > MAX_META_BYTES:
+        raise CheckpointError(f"{path}: its minae metadata is {dtype} of shape {shape}, not one string of at "
+                              f"most {MAX_META_BYTES:,} bytes; the file is damaged or was not written by "
+                              "Autoencoder.save")
     try:
         with archive.open("minae_meta.npy") as member:
             text = np.lib.format.read_array(member, allow_pickle=False)
         meta = json.loads(str(text))
-    except (ValueError, json.JSONDecodeError) as exc:
+    except (ValueError, RecursionError) as exc:   # JSONDecodeError is a ValueError
         raise CheckpointError(f"{path}: its minae metadata is not valid JSON ({exc})") from exc
     if not isinstance(meta, dict):
         raise CheckpointError(f"{path}: its minae metadata is not a JSON object")

@@ -229,7 +229,10 @@ class Autoencoder:
     def check_shape(self, x, name="x"):
         """Raise ValueError unless x is (N, D) with N >= 1 (or (K, N, D) for a stack)."""
         ndims = (2,) if self.stack_size is None else (2, 3)
-        shape = tuple(getattr(x, "shape", ()))
+        if not hasattr(x, "shape"):   # a list says nothing of its shape: say what it is
+            raise ValueError(f"{name} must be an array of shape (N, {self.input_dim}), got a "
+                             f"{type(x).__name__}; make it one with numpy.asarray(x, dtype=numpy.float32)")
+        shape = tuple(x.shape)
         if getattr(x, "ndim", None) not in ndims or x.shape[-1] != self.input_dim \
                 or (len(shape) == 3 and shape[0] != self.stack_size):
             want = f"(N, {self.input_dim})" + ("" if self.stack_size is None

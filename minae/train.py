@@ -132,6 +132,21 @@ def train_step(model, optimizer, xb, work=None, bce=bce_with_logits):
     return loss
 
 
+def _check_callables(optimizer, callbacks, step):
+    """TypeError naming the argument that cannot do its job (else an AttributeError
+    from deep inside the loop, after the first epoch's work)."""
+    steps = callable(getattr(optimizer, "step", None)) and not isinstance(optimizer, type)
+    if optimizer is not None and not steps:
+        raise TypeError(f"optimizer must be an optimizer object with a step(params, grads) method, such as "
+                        f"Adam() or SGD(0.01), got {optimizer!r}")
+    for callback in callbacks:
+        if not callable(getattr(callback, "on_epoch_end", None)):
+            raise TypeError(f"each callback must have an on_epoch_end(epoch, history, model) method; "
+                            f"{callback!r} has none")
+    if not callable(step):
+        raise TypeError(f"step must be a function step(model, optimizer, xb, work) -> loss, got {step!r}")
+
+
 def fit(model, x_train, x_val=None, *, epochs=100, batch_size=256, optimizer=None, seed=0,
         progress=None, callbacks=(), diagnostics=True, step=train_step, check_data=True):
     """Train ``model`` on x_train (N, D) and return a History.
@@ -139,7 +154,7 @@ def fit(model, x_train, x_val=None, *, epochs=100, batch_size=256, optimizer=Non
     optimizer:    any object with ``step(params, grads)``; default Adam().
     seed:         seeds the per-epoch shuffles (numpy Generator on the host).
     progress:     True/False, or None = a tqdm bar only on a terminal.
-    callbacks:    objects with on_epoch_end(epoch, history, model), called
+    callbacks:    objects (or None) with on_epoch_end(epoch, history, model), called
                   after each epoch (e.g. minae.live.LiveView,
                   minae.tensorboard.TensorBoard), and close(history, model)
                   once at the end if they have it; on_epoch_end may raise
@@ -162,9 +177,14 @@ def fit(model, x_train, x_val=None, *, epochs=100, batch_size=256, optimizer=Non
     k = model.stack_size
     epochs = positive_int(epochs, "epochs")
     batch_size = positive_int(batch_size, "batch_size")
+    if k is not None and not hasattr(seed, "__len__"):
+        raise ValueError(f"a stack of {k} models needs {k} shuffle seeds (a list, one per model), "
+                         f"got {seed!r}")
     seeds = [check_seed(seed, "seed")] if k is None else [check_seed(s, "seed") for s in seed]
     if k is not None and len(seeds) != k:
         raise ValueError(f"a stack of {k} models needs {k} shuffle seeds, got {len(seeds)}")
+    callbacks = () if callbacks is None else tuple(callbacks)
+    _check_callables(optimizer, callbacks, step)
     # Checked as one model's data, (N, D): every model of a stack sees the same rows.
     x_train = _on_backend(model, x_train, "x_train", check_data)
     if x_train.ndim != 2:
@@ -175,7 +195,7 @@ def fit(model, x_train, x_val=None, *, epochs=100, batch_size=256, optimizer=Non
     be, xp = model.backend, model.backend.xp
     n, d = x_train.shape
     rngs = [np.random.default_rng(s) for s in seeds]
-    work = model.workspace(batch_size)
+    work = model.workspace(min(batch_size, n))   # no batch is larger than the data
     histories = [History() for _ in seeds]
     frozen = {}   # stack members that diverged: {member: its weights then}
     bar = progress_bar(range(1, epochs + 1), desc="train", unit="epoch", show=progress)

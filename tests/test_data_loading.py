@@ -125,6 +125,14 @@ def test_val_fraction_and_limits_are_seeded_and_disjoint(tmp_path, nowhere):
     assert any("seeded subsets" in n for n in small.notes)
 
 
+def test_a_val_fraction_that_leaves_nothing_to_train_on_says_so(tmp_path, nowhere):
+    folder = make_files(tmp_path / "d", n_train=100)
+    with pytest.raises(ValueError, match=r"val_fraction \(--val-fraction\) 0.999 of 100 training images "
+                                         "leaves none to train on; choose a smaller fraction"):
+        load("mnist", folder, val_fraction=0.999, **nowhere)   # 99.9 rounds to all 100
+    assert len(load("mnist", folder, val_fraction=0.99, **nowhere).x_train) == 1
+
+
 @pytest.mark.parametrize("kwargs, match", [({"val_fraction": 1.0}, "val_fraction"),
                                            ({"limit_train": 0}, "limit_train"),
                                            ({"limit_val": 2.5}, "limit_val")])

@@ -182,7 +182,7 @@ def test_non_finite_weights_are_refused(grid, tmp_path):
     record = one_record(grid)
     model = Autoencoder.load(Path(grid) / record["checkpoint"])
     model.params[2][0, 0] = np.nan
-    model.save(tmp_path / record["checkpoint"])
+    model.save(tmp_path / record["checkpoint"], extra=model.extra)   # the run's own file, but for a NaN
     with pytest.raises(CheckpointError, match="W2 holds NaN or infinite weights"):
         load_model(tmp_path, record)
 
@@ -211,6 +211,9 @@ def test_records_are_read_with_clear_errors(tmp_path):
         read_records(tmp_path)
     (tmp_path / "results.json").write_text("{not json")
     with pytest.raises(ValueError, match="cannot be read as JSON"):
+        read_records(tmp_path)
+    (tmp_path / "results.json").write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(ValueError, match="cannot be read as JSON .its JSON nests deeper"):
         read_records(tmp_path)
     (tmp_path / "results.json").write_text(json.dumps([{"key": "k", "dataset": "mnist"}]))
     with pytest.raises(ValueError, match="run 0 lacks"):
@@ -289,6 +292,13 @@ def test_the_command_says_what_to_do_without_results(tmp_path, capsys):
 
     with pytest.raises(SystemExit, match="results.json does not exist.*scripts/grid.py --quick"):
         main([str(tmp_path / "nowhere"), "--no-browser"])
+
+
+def test_the_command_names_an_address_it_cannot_serve_on(grid):
+    from minae.explore.cli import main
+
+    with pytest.raises(SystemExit, match=r"cannot serve on 256.1.1.1 port 0 \(.*\); choose another --host"):
+        main([str(grid), "--no-browser", "--host", "256.1.1.1"])   # was "[Errno -2] Name or service ..."
 
 
 def test_the_command_serves_and_warns_when_it_leaves_this_machine(grid):

@@ -17,7 +17,7 @@ from minae import Autoencoder, evaluate
 from minae.data import load
 from minae.data.idx import read_idx, write_idx
 from minae.data.loading import SAMPLE_ROOT
-from minae.errors import DataError
+from minae.errors import CheckpointError, DataError
 from minae.grid import GridConfig, run_grid
 from minae.grid.cli import main
 from minae.grid.config import DataSummary, run_settings
@@ -62,6 +62,16 @@ def test_data_replaced_while_workers_run_is_refused_naming_the_file(tmp_path):
         run_grid(config, read, log=lambda msg: None)
     assert not list((tmp_path / "out" / "runs").rglob("*.json"))   # nothing trained on it was recorded
     assert not (tmp_path / "out" / LOCK_NAME).exists()
+
+
+def test_run_grid_names_a_dataset_it_was_not_given_or_not_given_as_one(tmp_path):
+    config = GridConfig(datasets=("mnist",), hidden=((8,),), lrs=(0.01,), epochs=1, out=str(tmp_path / "out"),
+                        plots=False, quiet=True)
+    with pytest.raises(ValueError, match="datasets holds no mnist: give run_grid a Dataset for each"):
+        run_grid(config, {}, log=lambda msg: None)   # was KeyError: 'mnist'
+    with pytest.raises(TypeError, match=r"datasets\['mnist'\] must be a minae.data.Dataset .*got str"):
+        run_grid(config, {"mnist": "not a dataset"}, log=lambda msg: None)   # was an AttributeError
+    assert not (tmp_path / "out" / "runs").exists()
 
 
 def test_a_dask_task_checks_the_arrays_it_received():
@@ -137,6 +147,37 @@ def test_an_edited_record_is_trained_again_with_the_reason(tmp_path, capsys, edi
     assert "1 finished earlier and reused, 1 to train" in said
 
 
+@pytest.mark.parametrize("edit, reason", [
+    (lambda r: {**r, "status": "diverged"},
+     "its status is 'diverged' at epoch None, but its history of 2 epochs does not end in a loss"),
+    (lambda r: {**r, "diverged_epoch": 1}, "its status is 'ok', but it diverged"),
+    (lambda r: {**r, "train_bce": 0.01}, "its train_bce 0.01 is not its last epoch's"),
+], ids=["said-diverged", "said-both", "train-bce"])
+def test_a_record_that_contradicts_its_own_history_is_trained_again(tmp_path, capsys, edit, reason):
+    # The ranking shows a diverged run last and prints train BCE: neither is re-evaluated,
+    # so each must at least agree with the run's own history.
+    out, a, _ = _two_runs(tmp_path)
+    path = out / "runs" / "mnist" / f"{a['key']}.json"
+    path.write_text(json.dumps(edit(a)))
+    capsys.readouterr()
+    assert main([*TINY, "--data-dir", str(tmp_path / "data"), "--out", str(out), "--no-plots"]) == 0
+    said = capsys.readouterr().out
+    assert f"{a['key']}.json: {reason}" in said and "1 finished earlier and reused, 1 to train" in said
+    again = next(r for r in results(out) if r["key"] == a["key"])   # retrained: the same bits as before
+    assert [again[k] for k in ("status", "diverged_epoch", "train_bce", "val_bce")] == \
+        [a[k] for k in ("status", "diverged_epoch", "train_bce", "val_bce")]
+
+
+def test_a_checkpoint_of_another_input_width_is_trained_again_not_a_stop(tmp_path, capsys):
+    out, a, _ = _two_runs(tmp_path)
+    extra = Autoencoder.load(out / a["checkpoint"]).extra
+    Autoencoder(783, [8, 4, 8], seed=1).save(out / a["checkpoint"], extra=extra)   # its key, another model
+    capsys.readouterr()
+    assert main([*TINY, "--data-dir", str(tmp_path / "data"), "--out", str(out), "--no-plots"]) == 0
+    assert "is a model of 783 inputs, but its data have 784 per image" in capsys.readouterr().out
+    assert Autoencoder.load(out / a["checkpoint"]).input_dim == 784
+
+
 def re_search(pattern, text):
     import re
 
@@ -172,6 +213,61 @@ def test_a_checkpoint_claiming_two_million_units_is_trained_again_and_the_lock_r
     assert load_checked(out, next(r for r in results(out) if r["key"] == a["key"])).hidden == [8, 4, 8]
 
 
+def test_json_in_out_that_cannot_be_read_is_retrained_or_noted_not_a_traceback(tmp_path, capsys):
+    out, a, _ = _two_runs(tmp_path)
+    deep = "[" * 100_000 + "]" * 100_000   # json.loads raises RecursionError on it
+    (out / "runs" / "mnist" / f"{a['key']}.json").write_text(deep)
+    (out / "runs" / "mnist" / "stray.json").write_text(deep)   # read when a run is to be trained
+    (out / "grid.json").write_text("[1, 2]")
+    capsys.readouterr()
+    assert main([*TINY, "--data-dir", str(tmp_path / "data"), "--out", str(out), "--no-plots"]) == 0
+    said = capsys.readouterr().out
+    assert f"{a['key']}.json cannot be read (its JSON nests deeper than Python's parser goes)" in said
+    assert f"{out / 'grid.json'} cannot be read (it holds no settings); this grid replaces" in said
+    assert "1 finished earlier and reused, 1 to train" in said
+    assert {r["key"] for r in results(out)} >= {a["key"]}
+
+
+def _claims(path, hidden, extra):
+    """Rewrite checkpoint ``path`` so that its metadata and every array header agree on a model
+    of ``hidden`` units while each array holds 64 bytes: only the headers claim the size."""
+    import io
+    import zipfile
+
+    def npy(header_of, data=b""):
+        buf = io.BytesIO()
+        np.lib.format.write_array_header_1_0(buf, header_of)
+        return buf.getvalue() + data
+
+    meta = {"format": "minae-autoencoder", "version": 1, "input_dim": 784, "hidden": hidden,
+            "dtype": "float32", "seed": 0, "init": "glorot_uniform", "extra": extra}
+    text = np.array(json.dumps(meta))
+    sizes = [784, *hidden, 784]
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("minae_meta.npy", npy(np.lib.format.header_data_from_array_1_0(text), text.tobytes()))
+        for i, (d_in, d_out) in enumerate(zip(sizes[:-1], sizes[1:]), start=1):
+            for name, shape in ((f"W{i}", (d_in, d_out)), (f"b{i}", (d_out,))):
+                z.writestr(f"{name}.npy", npy({"descr": "<f4", "fortran_order": False, "shape": shape},
+                                              b"\0" * 64))
+
+
+def test_a_checkpoint_claiming_another_model_is_refused_before_a_weight_is_read(tmp_path):
+    # Metadata and headers that agree on a million units passed every check of the file
+    # itself: its arrays were then allocated and read (12 GB for 6 MB of deflated zeros).
+    import tracemalloc
+
+    out, a, _ = _two_runs(tmp_path)
+    _claims(out / a["checkpoint"], [1_000_000], Autoencoder.load(out / a["checkpoint"]).extra)
+    tracemalloc.start()
+    try:
+        with pytest.raises(CheckpointError, match=r"hidden layers \[1000000\], not the record's \[8, 4, 8\]"):
+            load_checked(out, a)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 50 * 2**20, f"{peak / 2**20:.0f} MiB"
+
+
 # --- the exit code tells the truth, and errors are one message ---------------------------
 
 def test_the_scheduler_timeout_must_be_finite(tmp_path, capsys):
@@ -184,11 +280,27 @@ def test_the_scheduler_timeout_must_be_finite(tmp_path, capsys):
 @pytest.mark.parametrize("flags, message", [
     (["--out", ""], "--out must name a folder"),
     (["--batch-size", "100000000000"], "--batch-size 100000000000 needs about"),
+    (["--scheduler", ""], "--scheduler must be a scheduler's address, such as tcp://host:8786, or 'local'"),
 ])
 def test_flags_that_misled_are_clear_errors(tmp_path, capsys, flags, message):
     with pytest.raises(SystemExit) as exc:
         main([*TINY, "--data-dir", str(SAMPLE_ROOT), "--out", str(tmp_path / "o"), *flags])
     assert exc.value.code == 2 and message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("values, message", [
+    ({"datasets": "mnist"}, "--datasets: give a list, e.g. ('mnist', 'fashion-mnist'); got 'mnist'"),
+    ({"hidden": (8, 4, 8)}, "--hidden: each spec is a list of layer widths, e.g. (32, 16, 32); got 8"),
+    ({"lrs": 0.01}, "--lrs: give a list, e.g. (0.1, 0.01); got 0.01"),
+    ({"out": None}, "--out must name a folder, got None; the default is results/"),
+], ids=["datasets-a-string", "hidden-not-nested", "lrs-a-number", "out-none"])
+def test_grid_config_values_of_the_wrong_shape_name_their_flag(values, message):
+    # A string of datasets was read as its letters ("unknown dataset 'm'"), out=None made a
+    # folder named None, and the others were TypeErrors from inside __post_init__.
+    with pytest.raises(ValueError) as err:
+        GridConfig(**values).validate()
+    assert str(err.value) == message
+    assert GridConfig(hidden=[[8, np.int64(4)]], lrs=np.array([0.1])).hidden == ((8, 4),)
 
 
 def _grid_process(out, *extra):

@@ -139,3 +139,100 @@ def test_without_distributed_the_flag_names_the_extra(tmp_path, capsys, monkeypa
     assert exc.value.code == 2
     assert "pip install 'minae[distributed]'" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+def _serve(answer):
+    """A TCP server on a free port that accepts and sends ``answer`` (b"": says nothing)."""
+    import socket
+    import threading
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(8)
+    held = []
+
+    def accept():
+        while True:
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            held.append(conn)
+            if answer:
+                conn.sendall(answer)
+
+    threading.Thread(target=accept, daemon=True).start()
+    return server
+
+
+@pytest.mark.parametrize("answer, message", [
+    (b"", "within 2 s (it accepted the connection but sent nothing)"),
+    (b"HTTP/1.1 400 Bad Request\r\nconnection: close\r\n\r\n", "answered, but not as a Dask scheduler"),
+], ids=["silent", "http"])
+def test_a_port_that_is_no_scheduler_is_a_clear_error_within_the_timeout(tmp_path, capsys, answer, message):
+    # Dask's Client waited for ever on the first, and tried to allocate 3 EiB on the second.
+    server = _serve(answer)
+    address = f"tcp://127.0.0.1:{server.getsockname()[1]}"
+    start = time.monotonic()
+    try:
+        code = main([*SMALL, "--out", str(tmp_path / "o"), "--scheduler", address,
+                     "--scheduler-timeout", "2"])
+    finally:
+        server.close()
+    assert code == 2 and time.monotonic() - start < 30
+    err = capsys.readouterr().err
+    assert message in err and address in err and "Traceback" not in err
+
+
+def test_an_address_dask_cannot_read_names_the_flag(tmp_path, capsys):
+    assert main([*SMALL, "--out", str(tmp_path / "o"), "--scheduler", "http://127.0.0.1:8787"]) == 2
+    assert "error: --scheduler 'http://127.0.0.1:8787' is not an address Dask can use (unknown address " \
+           "scheme 'http'" in capsys.readouterr().err
+
+
+def test_a_scheduler_without_workers_says_so_instead_of_waiting(tmp_path, capsys):
+    port = free_port()
+    scheduler = subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_scheduler", "--host",
+                                  "127.0.0.1", "--port", str(port), "--dashboard-address", ":0"],
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        code = main([*SMALL, "--out", str(tmp_path / "o"), "--scheduler", f"tcp://127.0.0.1:{port}",
+                     "--scheduler-timeout", "20"])
+    finally:
+        scheduler.terminate()
+        scheduler.wait(timeout=20)
+    assert code == 2
+    err = capsys.readouterr().err
+    assert f"the Dask scheduler at tcp://127.0.0.1:{port} has no workers" in err and "dask worker" in err
+    assert not (tmp_path / "o" / "runs").exists()
+
+
+def test_sigterm_while_a_local_cluster_starts_is_delivered_once_it_can_be_closed(monkeypatch):
+    # Stopped half-way through LocalCluster(), the cluster was left to Dask's exit
+    # handler, which printed tracebacks; now SIGTERM waits for the cluster, then closes it.
+    from minae.errors import Terminated
+
+    made = []
+
+    class Starting:
+        def __init__(self, **kwargs):
+            made.append(self)
+            self.closed = False
+            os.kill(os.getpid(), signal.SIGTERM)   # arrives while the processes start
+            time.sleep(0.2)
+
+        def close(self):
+            self.closed = True
+
+    def terminate(signum, frame):
+        raise Terminated()
+
+    monkeypatch.setattr(distributed, "LocalCluster", Starting)
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        with pytest.raises(Terminated):
+            cluster.connect("local", 1, 5, log=lambda msg: None)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert len(made) == 1 and made[0].closed
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler

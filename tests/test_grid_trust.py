@@ -207,6 +207,45 @@ def test_a_stale_lock_is_taken_over_with_a_note(tmp_path, capsys):
     assert not (out / LOCK_NAME).exists()
 
 
+@pytest.mark.parametrize("pid", [0, -1, "1", 2**80], ids=["zero", "minus-one", "string", "huge"])
+def test_a_lock_whose_pid_is_no_process_is_taken_over(tmp_path, capsys, pid):
+    # os.kill(0 or -1, 0) succeeds (it signals a group, or every process): such a lock
+    # looked held for ever.
+    import socket
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / LOCK_NAME).write_text(json.dumps({"pid": pid, "host": socket.gethostname(), "started": "x"}))
+    assert main([a for a in ONE if a != "--quiet"] + ["--data-dir", str(SAMPLE_ROOT), "--out", str(out)]) == 0
+    assert f"taking over the lock of grid process {pid}" in capsys.readouterr().out
+    assert not (out / LOCK_NAME).exists()
+
+
+def test_a_lock_that_is_a_folder_or_cannot_be_read_is_refused_naming_it(tmp_path, capsys, monkeypatch):
+    import os
+
+    from minae.grid import lock
+
+    out = tmp_path / "out"
+    (out / LOCK_NAME).mkdir(parents=True)
+    old = time.time() - 60   # past the grace a lock just created gets
+    os.utime(out / LOCK_NAME, (old, old))
+    args = ONE + ["--data-dir", str(SAMPLE_ROOT), "--out", str(out)]
+    assert main(args) == 2
+    assert f"error: {out / LOCK_NAME} is a folder, not a lock file; delete it" in capsys.readouterr().err
+    (out / LOCK_NAME).rmdir()
+    (out / LOCK_NAME).write_text("{}")
+    os.utime(out / LOCK_NAME, (old, old))
+
+    def denied(path, max_bytes=None):   # as a lock another user made with umask 077 reads (root reads all)
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(lock, "read_json", denied)
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert f"is locked by {out / LOCK_NAME}, which cannot be read (Permission denied): another user's" in err
+    assert (out / LOCK_NAME).exists() and not (out / "runs").exists()
+
+
 # --- extreme values are one-line errors ---------------------------------------------
 
 @pytest.mark.parametrize("flags, message", [

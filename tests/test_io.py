@@ -71,3 +71,32 @@ def test_other_errors_pass_through_and_clean_up(tmp_path):
             f.write(b"half")
             raise KeyError("not a disk error")
     assert list(tmp_path.iterdir()) == []
+
+
+# --- JSON files read with suspicion ---------------------------------------------------
+
+@pytest.mark.parametrize("content, max_bytes, reason", [
+    ("[" * 100_000 + "]" * 100_000, None, "its JSON nests deeper than Python's parser goes"),
+    (b"\xff\xfe\x00 not text", None, "it is not valid JSON"),
+    ("{nope", None, "it is not valid JSON"),
+    ('"' + "x" * 1000 + '"', 1000, "it holds 1,002 bytes, more than the 1,000 of any JSON file minae writes"),
+], ids=["deep", "not-text", "not-json", "too-big"])
+def test_read_json_says_why_a_file_is_not_json_it_can_use(tmp_path, content, max_bytes, reason):
+    path = tmp_path / "record.json"
+    path.write_bytes(content.encode() if isinstance(content, str) else content)
+    kwargs = {} if max_bytes is None else {"max_bytes": max_bytes}
+    with pytest.raises(ValueError) as err:
+        _io.read_json(path, **kwargs)
+    assert str(err.value).startswith(reason)
+
+
+def test_read_json_refuses_a_fifo_or_a_folder_without_waiting(tmp_path):
+    os.mkfifo(tmp_path / "fifo.json")   # opened for reading the plain way, it would wait for a writer
+    (tmp_path / "folder.json").mkdir()
+    for name in ("fifo.json", "folder.json"):
+        with pytest.raises(ValueError, match="it is not a regular file"):
+            _io.read_json(tmp_path / name)
+    (tmp_path / "ok.json").write_text('{"a": [1, 2]}')
+    assert _io.read_json(tmp_path / "ok.json") == {"a": [1, 2]}
+    with pytest.raises(FileNotFoundError):
+        _io.read_json(tmp_path / "missing.json")

@@ -187,6 +187,37 @@ def test_bad_inputs_are_rejected(x, match):
         model.loss(x)
 
 
+def test_a_list_where_an_array_belongs_is_named_as_a_list(rng):
+    model = Autoencoder(6, [3])
+    with pytest.raises(ValueError, match=r"x must be an array of shape \(N, 6\), got a list; make it "
+                                         r"one with numpy.asarray"):
+        model.predict(rng.uniform(size=(2, 6)).tolist())   # was "got ()": the shape of nothing
+
+
+def test_save_and_load_name_a_path_or_extra_they_cannot_use(tmp_path):
+    with pytest.raises(TypeError, match=r"path must be a file path \(a str or pathlib.Path\), got 123"):
+        Autoencoder.load(123)
+    with pytest.raises(TypeError, match="extra must hold only what JSON can store"):
+        Autoencoder(6, [3]).save(tmp_path / "m.npz", extra={"when": object()})
+    assert not list(tmp_path.iterdir())
+
+
+def test_metadata_nested_deeper_than_the_parser_goes_is_a_checkpoint_error(tmp_path):
+    np.savez(tmp_path / "deep.npz", minae_meta=np.array("[" * 100_000 + "]" * 100_000))
+    with pytest.raises(CheckpointError, match="its minae metadata is not valid JSON"):   # a RecursionError
+        Autoencoder.load(tmp_path / "deep.npz")
+
+
+def test_metadata_larger_than_any_minae_writes_is_refused_before_it_is_read(tmp_path):
+    path = Autoencoder(4, [2]).save(tmp_path / "m.npz")
+    with np.load(path) as f:
+        stored = {k: f[k] for k in f.files}
+    padded = str(stored["minae_meta"])[:-1] + ", " + " " * 300_000 + "}"   # valid JSON, 1.2 MB as UTF-32
+    np.savez(path, **{**stored, "minae_meta": np.array(padded)})
+    with pytest.raises(CheckpointError, match="metadata is <U300.* not one string of at most 1,048,576"):
+        Autoencoder.load(path)
+
+
 def test_save_and_load_round_trip(tmp_path, rng):
     model = Autoencoder(9, [5, 2, 5], seed=4)
     Adam(0.1).step(model.params, [rng.standard_normal(p.shape).astype(np.float32) for p in model.params])

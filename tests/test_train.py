@@ -167,3 +167,31 @@ def test_fit_on_every_backend_gives_numpys_numbers_in_float64(backend, rng):
         assert d["dead_fraction"] == d_ref["dead_fraction"]
     for p, q in zip(model.params, ref.params):
         np.testing.assert_allclose(backend.to_host(p), q, rtol=1e-8, atol=1e-12)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"optimizer": "adam"}, r"optimizer must be an optimizer object with a step\(params, grads\) .* 'adam'"),
+    ({"optimizer": Adam}, "optimizer must be an optimizer object"),   # the class, not an Adam
+    ({"callbacks": [object()]}, r"each callback must have an on_epoch_end\(epoch, history, model\) method"),
+    ({"step": "train_step"}, r"step must be a function step\(model, optimizer, xb, work\)"),
+], ids=["optimizer-a-string", "optimizer-a-class", "callback-without-method", "step-a-string"])
+def test_what_cannot_do_its_job_is_named_before_training(kwargs, match, rng):
+    # Each was an AttributeError or TypeError from inside the epoch loop.
+    with pytest.raises(TypeError, match=match):
+        fit(Autoencoder(12, [3]), _data(rng), epochs=1, progress=False, **kwargs)
+    assert len(fit(Autoencoder(12, [3]), _data(rng), epochs=1, progress=False, callbacks=None).train_bce) == 1
+
+
+def test_a_stack_given_one_seed_says_it_needs_one_per_model(rng):
+    stack = Autoencoder.stack([Autoencoder(12, [3]), Autoencoder(12, [3], seed=1)])
+    with pytest.raises(ValueError, match=r"a stack of 2 models needs 2 shuffle seeds \(a list, one per "
+                                         r"model\), got 3"):
+        fit(stack, _data(rng), seed=3, epochs=1, progress=False)
+
+
+def test_a_batch_size_larger_than_the_data_allocates_for_the_data_only(rng):
+    # The workspace was made for batch_size rows: 10**12 asked for 29 TiB before the first step.
+    x = _data(rng, 40)
+    small = fit(Autoencoder(12, [3], seed=2), x, x, epochs=2, batch_size=40, progress=False)
+    huge = fit(Autoencoder(12, [3], seed=2), x, x, epochs=2, batch_size=10**12, progress=False)
+    assert huge.train_bce == small.train_bce and huge.val_bce == small.val_bce

@@ -377,6 +377,9 @@ def load(name, data_dir=None, *, val_fraction=None, limit_train=None, limit_val=
     else:
         order = np.random.default_rng([seed, 1]).permutation(len(images))
         n_val = max(1, round(val_fraction * len(images)))
+        if n_val >= len(images):
+            raise ValueError(f"val_fraction (--val-fraction) {val_fraction:g} of {len(images)} training "
+                             "images leaves none to train on; choose a smaller fraction")
         va_idx, tr_idx = np.sort(order[:n_val]), np.sort(order[n_val:])
         tr_x, tr_y, va_x, va_y = images[tr_idx], labels[tr_idx], images[va_idx], labels[va_idx]
         split = f"validation = a seeded {val_fraction:g} of the training split"

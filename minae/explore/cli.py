@@ -48,9 +48,13 @@ def main(argv=None, prog="minae-explore"):
     print(f"loading the grid in {args.results_dir} ...", flush=True)
     try:
         explorer = Explorer(args.results_dir, args.data_dir)
-        server = ExplorerServer(explorer, args.host, args.port)
     except (OSError, ValueError, MinaeError) as exc:
         sys.exit(f"error: {exc}")
+    try:
+        server = ExplorerServer(explorer, args.host, args.port)
+    except OSError as exc:   # an address this machine does not have, a port in use
+        sys.exit(f"error: cannot serve on {args.host} port {args.port} ({exc.strerror or exc}); choose "
+                 "another --host or --port")
     if args.host not in LOOPBACK:
         print(f"WARNING: serving on {args.host}: anyone who can reach this machine on port {server.port} can "
               "use the explorer and start trainings on it", file=sys.stderr)

@@ -9,13 +9,13 @@ on, and says so when it has to show others.
 
 from __future__ import annotations
 
-import json
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from minae._io import read_json
 from minae.data import SampleDataWarning, load, load_sample
 from minae.data.loading import SAMPLE
 from minae.errors import CheckpointError, DataError
@@ -34,8 +34,8 @@ def read_records(results_dir):
                                 "or make one first: python scripts/grid.py --quick (its results land in "
                                 f"{QUICK['out']}/, which the explorer finds by itself)")
     try:
-        records = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        records = read_json(path)
+    except (OSError, ValueError) as exc:
         raise ValueError(f"{path} cannot be read as JSON ({exc}); run the grid again to rewrite it") from exc
     if not isinstance(records, list):
         raise ValueError(f"{path} does not hold a list of run records; is it a minae grid's results.json?")

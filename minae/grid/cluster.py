@@ -25,6 +25,7 @@ to Dask as a task and keeps the promises the process pool keeps:
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import ctypes
 import dataclasses
@@ -61,28 +62,38 @@ def connect(address, jobs, timeout, log=print):
     """(client, cluster): a client of the scheduler at ``address``, or of a new
     LocalCluster of ``jobs`` single-threaded worker processes for "local"."""
     distributed = _distributed()
-    cluster = None
+    if address != "local":
+        _first_exchange(address, timeout)
+    cluster = client = None
     try:
         if address == "local":
-            with _deaf_to_ctrl_c():   # the processes started here inherit it
+            with _while_processes_start():
                 cluster = distributed.LocalCluster(n_workers=jobs, threads_per_worker=1, processes=True,
                                                    dashboard_address=":0", silence_logs=logging.CRITICAL)
             client = distributed.Client(cluster, timeout=f"{timeout}s")
         else:
             client = distributed.Client(address, timeout=f"{timeout}s")
+            if not client.scheduler_info().get("workers"):
+                try:   # tasks would wait for ever, saying nothing
+                    client.wait_for_workers(1, timeout=timeout)
+                except (OSError, TimeoutError, asyncio.TimeoutError):
+                    raise SchedulerError(f"the Dask scheduler at {address} has no workers (none joined "
+                                         f"within {timeout:g} s): start some with `dask worker {address} "
+                                         "--nthreads 1`, or use --scheduler local") from None
     except RuntimeError as exc:   # a LocalCluster whose worker processes could not start
-        if cluster is not None:
-            cluster.close()
+        _close(client, cluster)
+        if isinstance(exc, SchedulerError):
+            raise
         raise SchedulerError(f"could not start a local Dask cluster ({exc}): its worker processes "
                              "re-import the script that started the grid, which needs a .py file with an "
                              "if __name__ == '__main__': guard (not stdin); or use --jobs without "
                              "--scheduler") from exc
-    except (OSError, TimeoutError) as exc:
-        if cluster is not None:
-            cluster.close()
-        raise SchedulerError(f"could not reach the Dask scheduler at {address} within {timeout:g} s ({exc}). "
-                             "Start one with `dask scheduler` (and workers with `dask worker ADDRESS "
-                             "--nthreads 1`), check the address and port, or use --scheduler local") from exc
+    except (OSError, TimeoutError, asyncio.TimeoutError) as exc:
+        _close(client, cluster)
+        raise _unreachable(address, timeout, exc) from exc
+    except BaseException:   # Ctrl-C or SIGTERM while connecting: nothing is left running
+        _close(client, cluster)
+        raise
     workers = len(client.scheduler_info().get("workers", {}))
     board = "" if importlib.util.find_spec("bokeh") else " (the dashboard needs bokeh: pip install bokeh)"
     log(f"dask: scheduler {client.scheduler.address}, {workers} workers; dashboard {client.dashboard_link}"
@@ -90,16 +101,68 @@ def connect(address, jobs, timeout, log=print):
     return client, cluster
 
 
+def _first_exchange(address, timeout):
+    """Open one connection to the scheduler and take its greeting, within ``timeout``.
+
+    Dask's Client waits for that greeting without a timeout (a port that accepts and
+    then says nothing held the grid for ever) and reads another service's answer as a
+    message length (an HTTP server's made it try to allocate exabytes); so the first
+    exchange is made here, where both are errors that say what to do.
+    """
+    from distributed.comm import connect as open_comm
+
+    async def exchange():
+        comm = await open_comm(address, timeout=timeout)
+        await comm.close()
+
+    try:
+        asyncio.run(asyncio.wait_for(exchange(), timeout))
+    except ValueError as exc:   # not an address: Dask says why
+        raise SchedulerError(f"--scheduler {address!r} is not an address Dask can use ({exc}); write "
+                             "tcp://HOST:8786, or 'local'") from None
+    except (OSError, TimeoutError, asyncio.TimeoutError) as exc:
+        why = str(exc) or "it accepted the connection but sent nothing"
+        raise _unreachable(address, timeout, why) from None
+    except Exception as exc:   # it answered, but not in Dask's protocol
+        raise SchedulerError(f"{address} answered, but not as a Dask scheduler ({type(exc).__name__}: "
+                             f"{str(exc)[:100]}); check the port: a scheduler listens on 8786, its dashboard "
+                             "on 8787") from None
+
+
+def _unreachable(address, timeout, why):
+    return SchedulerError(f"could not reach the Dask scheduler at {address} within {timeout:g} s ({why}). "
+                          "Start one with `dask scheduler` (and workers with `dask worker ADDRESS --nthreads "
+                          "1`), check the address and port, or use --scheduler local")
+
+
+def _close(client, cluster):
+    for thing in (client, cluster):
+        if thing is not None:
+            thing.close()
+
+
 @contextlib.contextmanager
-def _deaf_to_ctrl_c():
-    """SIGINT ignored while processes start: they keep ignoring it (an ignored signal
-    stays ignored in a child, and Python then installs no KeyboardInterrupt of its own),
-    so Ctrl-C reaches the grid alone, which stops them and says so once."""
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+def _while_processes_start():
+    """While a LocalCluster starts its worker processes:
+
+    SIGINT is ignored, and they keep ignoring it (an ignored signal stays ignored
+    in a child, and Python then installs no KeyboardInterrupt of its own), so
+    Ctrl-C reaches the grid alone, which stops them and says so once. (A Ctrl-C
+    in these seconds is lost: a signal ignored cannot be told afterwards.)
+
+    SIGTERM is held back and delivered once the cluster exists: stopped half-way
+    through, it was left to Dask's exit handler, which printed its tracebacks.
+    """
+    held = []
+    previous_int = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    previous_term = signal.signal(signal.SIGTERM, lambda signum, frame: held.append(signum))
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        signal.signal(signal.SIGINT, previous_int)
+        signal.signal(signal.SIGTERM, previous_term)
+        if held:
+            os.kill(os.getpid(), signal.SIGTERM)
 
 
 def _task(settings, ds, summary, engine):

@@ -20,6 +20,8 @@ import inspect
 import json
 import math
 import numbers
+import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from minae.backend import BACKENDS, DTYPES
@@ -88,8 +90,9 @@ class GridConfig:
         def integral(v):
             return int(v) if isinstance(v, numbers.Integral) and not isinstance(v, bool) else v
 
-        normal = {"datasets": tuple(self.datasets), "lrs": tuple(real(v) for v in self.lrs),
-                  "hidden": tuple(tuple(integral(h) for h in spec) for spec in self.hidden)}
+        # Only sequences are normalised; anything else stays as given for validate to name.
+        normal = {"datasets": _tuple(self.datasets), "lrs": _tuple(self.lrs, real),
+                  "hidden": _tuple(self.hidden, lambda spec: _tuple(spec, integral))}
         for name in ("beta1", "beta2", "eps", "scheduler_timeout"):
             normal[name] = real(getattr(self, name))
         for name in ("epochs", "batch_size", "seed", "seeds", "jobs", "limit_train", "limit_val"):
@@ -103,6 +106,11 @@ class GridConfig:
         The one place the grid's values are checked (the CLI parses only types);
         each check is the library's own (positive_int, check_lr, Adam's).
         """
+        for flag, value, example in (("--datasets", self.datasets, "('mnist', 'fashion-mnist')"),
+                                     ("--hidden", self.hidden, "((32, 16, 32), (64, 32, 16, 32, 64))"),
+                                     ("--lrs", self.lrs, "(0.1, 0.01)")):
+            if not isinstance(value, tuple):
+                raise ValueError(f"{flag}: give a list, e.g. {example}; got {value!r}")
         if not self.datasets:
             raise ValueError("--datasets: give at least one dataset")
         for name in self.datasets:
@@ -110,6 +118,9 @@ class GridConfig:
         if not self.hidden:
             raise ValueError("--hidden: give at least one hidden-layer spec")
         for spec in self.hidden:
+            if not isinstance(spec, tuple):
+                raise ValueError(f"--hidden: each spec is a list of layer widths, e.g. (32, 16, 32); "
+                                 f"got {spec!r}")
             if not spec:
                 raise ValueError("--hidden: a spec is empty; write e.g. 128,64,32,64,128")
             for h in spec:
@@ -155,10 +166,21 @@ class GridConfig:
                 and self.scheduler_timeout > 0):
             raise ValueError(f"--scheduler-timeout must be a finite number of seconds > 0, "
                              f"got {self.scheduler_timeout!r}")
-        if not str(self.out).strip():
-            raise ValueError(f"--out must name a folder (it is empty); the default is {GridConfig.out}/")
+        if not isinstance(self.out, (str, os.PathLike)) or not str(self.out).strip():
+            raise ValueError(f"--out must name a folder, got {self.out!r}; the default is {GridConfig.out}/")
+        if self.scheduler is not None and not (isinstance(self.scheduler, str) and self.scheduler.strip()):
+            raise ValueError("--scheduler must be a scheduler's address, such as tcp://host:8786, or "
+                             f"'local'; got {self.scheduler!r}")
         for spec in self.hidden:
             check_memory(spec, self.batch_size, self.dtype)
+
+
+def _tuple(value, each=lambda v: v):
+    """A list or tuple (or NumPy array) as a tuple, ``each`` applied to its items; anything else
+    (a string, a number) unchanged, for validate to refuse with its flag's name."""
+    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence) and not hasattr(value, "tolist"):
+        return value
+    return tuple(each(v) for v in value)
 
 
 def _flag(flag, check, *args):

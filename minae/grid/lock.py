@@ -4,7 +4,9 @@ Two grids writing the same ``--out`` would both train every run and overwrite
 each other's results.json. The first holds ``<out>/.minae-grid.lock`` (JSON:
 pid, host, start time) for as long as it runs; a second refuses with that
 information. A lock whose process is gone (a grid killed with ``kill -9``) is
-stale, and the next grid takes it over with a note.
+stale, and the next grid takes it over with a note; so is one whose pid is no
+process's (not a positive integer). A lock this user cannot read, or that is
+not a file, is refused: nobody can tell whether its grid still runs.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import socket
 import time
 from pathlib import Path
 
-from minae._io import timestamp
+from minae._io import read_json, timestamp
 from minae.errors import GridBusyError
 
 LOCK_NAME = ".minae-grid.lock"
@@ -24,20 +26,25 @@ UNREADABLE_GRACE_S = 10.0   # a lock file just created may not hold its JSON yet
 
 
 def _read(path):
+    """The lock's holder, a dict, or None if the file holds none (gone, empty, damaged).
+    A lock that cannot be read for another reason (permissions) raises OSError."""
     try:
-        holder = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        holder = read_json(path, max_bytes=1 << 16)
+    except (FileNotFoundError, ValueError):
         return None
     return holder if isinstance(holder, dict) else None
 
 
 def _alive(pid):
+    """Whether process ``pid`` exists; a pid that is no process's (not an integer >= 1) is not."""
+    if isinstance(pid, bool) or not isinstance(pid, int) or pid < 1:
+        return False   # 0 and -1 would make os.kill signal a group or every process
     try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
+        os.kill(pid, 0)
+    except (ProcessLookupError, OverflowError):
         return False
-    except (PermissionError, OverflowError, ValueError, TypeError):
-        return isinstance(pid, int)   # it exists but is not ours, or the pid is garbage
+    except PermissionError:
+        return True    # it exists but is not ours
     return True
 
 
@@ -56,7 +63,17 @@ def grid_lock(out, log=print):
             with os.fdopen(fd, "w") as f:
                 json.dump(me, f)
             break
-        holder = _read(path)
+        if not os.path.lexists(path):   # its grid just let go of it: try again
+            continue
+        if not path.is_file():
+            kind = "a folder" if path.is_dir() else "not a regular file"
+            raise GridBusyError(f"{path} is {kind}, not a lock file; delete it, or choose another --out")
+        try:
+            holder = _read(path)
+        except OSError as exc:
+            raise GridBusyError(f"{out} is locked by {path}, which cannot be read ({exc.strerror or exc}): "
+                                "another user's grid may be running there. Wait for it or choose another "
+                                f"--out; if no grid runs there any more, delete {path}") from None
         # Our own pid in a lock we do not hold: a dead grid's, whose pid we now have.
         gone = holder is not None and holder.get("host") == me["host"] and (
             not _alive(holder.get("pid")) or holder.get("pid") == me["pid"])
@@ -79,7 +96,10 @@ def grid_lock(out, log=print):
     try:
         yield path
     finally:
-        holder = _read(path)
+        try:
+            holder = _read(path)
+        except OSError:   # no longer ours to read: not ours to delete
+            holder = None
         if holder is not None and (holder.get("pid"), holder.get("host")) == (me["pid"], me["host"]):
             path.unlink(missing_ok=True)
 

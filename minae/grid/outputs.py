@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from minae._io import atomic_write_text
+from minae._io import atomic_write_text, read_json
 from minae.data import load
 from minae.grid.runs import check_data
 
@@ -41,8 +41,16 @@ def replaces(out, config, log):
     """Say so when ``out`` holds the report of a grid with other settings: this grid
     replaces that report (its runs stay in out/runs, reused when asked for again)."""
     try:
-        before = json.loads((out / GRID_FILE).read_text())
-    except (OSError, ValueError):
+        before = read_json(out / GRID_FILE)
+    except FileNotFoundError:   # no grid has reported here yet
+        return
+    except (OSError, ValueError) as exc:
+        before = exc
+    if not isinstance(before, dict):   # damaged: the report there is of settings nobody knows
+        why = before if isinstance(before, Exception) else "it holds no settings"
+        if (out / "REPORT.md").exists():
+            log(f"note: {out / GRID_FILE} cannot be read ({why}); this grid replaces the REPORT.md, ranking "
+                f"and results.json in {out}")
         return
     if not isinstance(before, dict):   # not a grid's: nothing to compare with
         return

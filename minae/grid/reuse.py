@@ -13,11 +13,12 @@ per reused run, a small part of an epoch.
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from pathlib import Path
 
+from minae import checkpoint
+from minae._io import read_json
 from minae.backend import one_blas_thread
 from minae.data.registry import DATASETS
 from minae.errors import CheckpointError
@@ -48,12 +49,22 @@ def record_problem(record, settings):
         return "it has no per-epoch history"
     if not all(v is None or _number(v) for k in curves for v in history[k]):
         return "its history holds something other than numbers"
+    epochs, diverged_at = len(history["val_bce"]), record.get("diverged_epoch")
     if status == "ok":
+        if diverged_at is not None or None in history["train_bce"] + history["val_bce"]:
+            return "its status is 'ok', but it diverged (its history has a loss that is not finite)"
         for name in curves:
             if not _number(record.get(name)):
                 return f"its {name} is {record.get(name)!r}, not a number"
-        if len(history["val_bce"]) != settings["epochs"]:
-            return f"its history covers {len(history['val_bce'])} of {settings['epochs']} epochs"
+            if record[name] != history[name][-1]:   # both are the last epoch's, written at once
+                return f"its {name} {record[name]!r} is not its last epoch's {history[name][-1]!r}"
+        if epochs != settings["epochs"]:
+            return f"its history covers {epochs} of {settings['epochs']} epochs"
+    elif not (isinstance(diverged_at, int) and 1 <= diverged_at == epochs == len(history["train_bce"])
+              <= settings["epochs"] and None in (history["train_bce"][-1], history["val_bce"][-1])):
+        # fit stops a run at the epoch whose loss is not finite: the history ends there, at a None
+        return (f"its status is 'diverged' at epoch {diverged_at!r}, but its history of {epochs} epochs "
+                "does not end in a loss that is not finite")
     if not _number(record.get("seconds")):
         return f"its seconds is {record.get('seconds')!r}, not a number"
     for name in ("knn_accuracy", "output_spread", "dead_fraction"):
@@ -66,8 +77,9 @@ def load_checked(out_dir, record, x_val=None):
     """The trained model of a finished run, once its checkpoint is shown to be that run's.
 
     Checks, in order: the record names its own checkpoint (runs/<dataset>/<key>.npz);
-    the file loads (minae.checkpoint's checks; finite weights unless the run
-    diverged); it stores the record's key and data digest; and, given x_val
+    its metadata, read first, holds the record's key and data digest, and the
+    record's layers and dtype (and its data's input width); the file loads
+    (minae.checkpoint's checks; finite weights unless the run diverged); and, given x_val
     (the run's validation rows) for a run that finished ok, it evaluates to the
     record's val_bce within VAL_BCE_RTOL (one BLAS thread, as the grid trains).
     Raises CheckpointError naming the file and the first check that failed.
@@ -84,8 +96,10 @@ def load_checked(out_dir, record, x_val=None):
         raise CheckpointError(f"the record of run {key} names the checkpoint {record.get('checkpoint')!r}, "
                               f"not its own {own}")
     path = Path(out_dir) / own
-    model = Autoencoder.load(path, finite=record.get("status") != "diverged")
-    stored = model.extra if isinstance(model.extra, dict) else {}
+    # What the file claims to be is checked before a weight is read: a few MB of
+    # deflated zeros that claim a model of a million units cost gigabytes to read.
+    meta = checkpoint.read_metadata(path)
+    stored = meta.get("extra") if isinstance(meta.get("extra"), dict) else {}
     if stored.get("key") != key:
         raise CheckpointError(f"{path} holds run {stored.get('key')!r}, not {key} (a checkpoint copied "
                               "or swapped from another run)")
@@ -93,9 +107,15 @@ def load_checked(out_dir, record, x_val=None):
     if stored_digest != record.get("data_sha256"):
         raise CheckpointError(f"{path} was trained on data with digest {str(stored_digest)[:12]}, but its "
                               f"record says {str(record.get('data_sha256'))[:12]}")
-    if model.hidden != list(record.get("hidden", ())):
-        raise CheckpointError(f"{path} has hidden layers {model.hidden}, not the record's "
+    if meta["hidden"] != list(record.get("hidden", ())):
+        raise CheckpointError(f"{path} has hidden layers {meta['hidden']}, not the record's "
                               f"{record.get('hidden')}")
+    if meta["dtype"] != record.get("dtype"):
+        raise CheckpointError(f"{path} holds {meta['dtype']} weights, not the record's {record.get('dtype')}")
+    if x_val is not None and meta["input_dim"] != x_val.shape[-1]:
+        raise CheckpointError(f"{path} is a model of {meta['input_dim']} inputs, but its data have "
+                              f"{x_val.shape[-1]} per image")
+    model = Autoencoder.load(path, finite=record.get("status") != "diverged")
     if x_val is not None and record.get("status") == "ok":
         with one_blas_thread():
             measured = evaluate(model, x_val)
@@ -118,8 +138,8 @@ def load_finished(out_dir, settings, ds=None, log=print):
     if not path.is_file():
         return None
     try:
-        record = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        record = read_json(path)
+    except (OSError, ValueError) as exc:
         log(f"{path} cannot be read ({exc}); training that run again")
         return None
     if not isinstance(record, dict) or {k: record.get(k) for k in settings} != settings:
@@ -148,12 +168,12 @@ def changed_data(out_dir, todo):
     changed = {}
     for path in Path(out_dir).glob("runs/*/*.json"):
         try:
-            record = json.loads(path.read_text())
+            record = read_json(path)
             settings = {k: record.get(k) for k in names}
             if record.get("repeat"):   # as run_settings: only repeats after the first carry it
                 settings["repeat"] = record["repeat"]
             settings = wanted.get(without_digest(settings))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError):
+        except (OSError, ValueError, AttributeError):   # not a record: not the grid's to judge
             continue
         if settings is not None and record.get("data_sha256") != settings["data_sha256"]:
             changed.setdefault(settings["dataset"], (record.get("data_sha256"), settings["data_sha256"], []))

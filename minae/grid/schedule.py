@@ -51,7 +51,7 @@ def run_grid(config, datasets=None, log=print, report=True, command="python scri
         replaces(out, config, log)
         # Our own dict: worker processes read their own copies, and the grid then
         # lets go of its datasets (to bound peak memory) without touching the caller's.
-        loaded = prepare_data(config) if datasets is None else dict(datasets)
+        loaded = prepare_data(config) if datasets is None else given_data(config, datasets)
         result = _train(config, out, loaded, log)
         if report:   # from the same data; what was let go is read again and verified
             write_outputs(config, result, loaded or None, command, log)
@@ -76,6 +76,22 @@ def sweep_stale(out):
     """
     for stale in [*out.glob(".*.tmp"), *out.glob("runs/*/.*.tmp"), *out.glob("plots/*/.*.tmp")]:
         stale.unlink(missing_ok=True)
+
+
+def given_data(config, datasets):
+    """The caller's datasets, one minae.data.Dataset for each of config.datasets, in a dict of
+    our own (the grid lets go of its datasets; the caller's stay)."""
+    from minae.data import Dataset
+
+    missing = [name for name in config.datasets if name not in datasets]
+    if missing:
+        raise ValueError(f"datasets holds no {', '.join(missing)}: give run_grid a Dataset for each of "
+                         "config.datasets (minae.data.load), or datasets=None to load them")
+    for name in config.datasets:
+        if not isinstance(datasets[name], Dataset):
+            raise TypeError(f"datasets[{name!r}] must be a minae.data.Dataset (from minae.data.load), got "
+                            f"{type(datasets[name]).__name__}")
+    return {name: datasets[name] for name in config.datasets}
 
 
 def prepare_data(config):
