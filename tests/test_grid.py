@@ -253,3 +253,16 @@ def test_a_learning_rate_is_one_number_however_it_is_written():
         settings = run_settings(config, data, (8, 4, 8), config.lrs[0], "numpy")
         runs.add((settings_key(settings), settings["seed"], type(settings["lr"])))
     assert len(runs) == 1 and runs.pop()[2] is float
+
+
+def test_widths_separated_by_spaces_are_noted_as_separate_architectures():
+    from minae.grid.cli import build_parser, config_from_args
+
+    notes = []
+    config = config_from_args(build_parser().parse_args(["--hidden", "128", "64"]), notes)
+    assert config.hidden == ((128,), (64,))
+    assert notes == ["note: --hidden 128 64 names 2 architectures of one hidden layer each; the widths of one "
+                     "architecture are separated by commas (128,64)"]
+    notes.clear()
+    config_from_args(build_parser().parse_args(["--hidden", "128,64", "32"]), notes)
+    assert notes == []

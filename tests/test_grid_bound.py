@@ -223,7 +223,7 @@ def test_json_in_out_that_cannot_be_read_is_retrained_or_noted_not_a_traceback(t
     assert main([*TINY, "--data-dir", str(tmp_path / "data"), "--out", str(out), "--no-plots"]) == 0
     said = capsys.readouterr().out
     assert f"{a['key']}.json cannot be read (its JSON nests deeper than Python's parser goes)" in said
-    assert f"{out / 'grid.json'} cannot be read (it holds no settings); this grid replaces" in said
+    assert f"{out / 'grid.json'} cannot be read (it holds no settings); this grid's REPORT.md" in said
     assert "1 finished earlier and reused, 1 to train" in said
     assert {r["key"] for r in results(out)} >= {a["key"]}
 
@@ -405,7 +405,7 @@ def test_a_grid_with_other_settings_says_which_report_it_replaces(tmp_path, caps
     assert main(again) == 0
     said = capsys.readouterr().out
     assert f"note: {out} holds the report of a grid with other settings (epochs 2 -> 1)" in said
-    assert "replaces its REPORT.md, ranking and results.json" in said
+    assert "grid's REPORT.md, ranking and results.json will take its place" in said
     assert len(list((out / "runs" / "mnist").glob("*.json"))) == 4   # the runs of both are kept
     capsys.readouterr()
     assert main(again) == 0

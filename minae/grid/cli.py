@@ -150,6 +150,12 @@ def config_from_args(args, notes=None):
         given = getattr(args, name)
         if given is not None:
             values[name] = tuple(given) if isinstance(given, list) else given
+    one_layer_each = args.hidden and len(args.hidden) > 1 and all(len(spec) == 1 for spec in args.hidden)
+    if one_layer_each and notes is not None:
+        # "--hidden 128 64" reads as two models of one layer each: often meant as 128,64.
+        notes.append(f"note: --hidden {' '.join(_spec(h) for h in args.hidden)} names {len(args.hidden)} "
+                     "architectures of one hidden layer each; the widths of one architecture are separated "
+                     f"by commas ({','.join(_spec(h) for h in args.hidden)})")
     for name in ("datasets", "hidden", "lrs"):   # the same run twice would be ranked twice
         unique = tuple(dict.fromkeys(values[name]))
         if len(unique) < len(values[name]) and notes is not None:

@@ -49,17 +49,25 @@ def replaces(out, config, log):
     if not isinstance(before, dict):   # damaged: the report there is of settings nobody knows
         why = before if isinstance(before, Exception) else "it holds no settings"
         if (out / "REPORT.md").exists():
-            log(f"note: {out / GRID_FILE} cannot be read ({why}); this grid replaces the REPORT.md, ranking "
-                f"and results.json in {out}")
-        return
-    if not isinstance(before, dict):   # not a grid's: nothing to compare with
+            log(f"note: {out / GRID_FILE} cannot be read ({why}); this grid's REPORT.md, ranking and "
+                f"results.json will take the place of those in {out}")
         return
     now = json.loads(json.dumps(_report_settings(config)))   # as JSON would give it back
-    changed = [f"{k} {before.get(k)!r} -> {now[k]!r}" for k in now if before.get(k) != now[k]]
+    changed = [f"{k.replace('_', '-')} {_shown(before.get(k))} -> {_shown(now[k])}"
+               for k in now if before.get(k) != now[k]]
     if changed:
         log(f"note: {out} holds the report of a grid with other settings ({'; '.join(changed)}); this "
-            f"grid replaces its REPORT.md, ranking and results.json. The runs of both stay in {out}/runs "
-            "and are reused when asked for again; give another --out to keep both reports")
+            f"grid's REPORT.md, ranking and results.json will take its place. The runs of both stay in "
+            f"{out}/runs and are reused when asked for again; give another --out to keep both reports")
+
+
+def _shown(value):
+    """A setting as a person writes it: 0.01, 32,16,32, none."""
+    if value is None:
+        return "none"
+    if isinstance(value, list):
+        return " ".join(_shown(v) if not isinstance(v, list) else ",".join(map(str, v)) for v in value)
+    return str(value)
 
 
 def reload(config, summary):

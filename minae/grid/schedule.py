@@ -48,10 +48,10 @@ def run_grid(config, datasets=None, log=print, report=True, command="python scri
         check_out_dir(out / "tensorboard")   # before any training: logs must not fail at the end
     with grid_lock(out, log):
         sweep_stale(out)
-        replaces(out, config, log)
         # Our own dict: worker processes read their own copies, and the grid then
         # lets go of its datasets (to bound peak memory) without touching the caller's.
         loaded = prepare_data(config) if datasets is None else given_data(config, datasets)
+        replaces(out, config, log)   # said once the data are known to load
         result = _train(config, out, loaded, log)
         if report:   # from the same data; what was let go is read again and verified
             write_outputs(config, result, loaded or None, command, log)
@@ -130,7 +130,8 @@ def _train(config, out, datasets, log):
     where = (f"on the Dask scheduler {config.scheduler}" if config.scheduler else
              "as stacks" if config.engine == "stacked" else
              f"in {jobs} worker processes" if jobs > 1 and backend.name == "numpy" else "in this process")
-    log(f"grid: {len(todo) + len(reused)} runs in {out}: {len(reused)} finished earlier and reused, "
+    total = len(todo) + len(reused)
+    log(f"grid: {total} run{'s' if total != 1 else ''} in {out}: {len(reused)} finished earlier and reused, "
         f"{len(todo)} to train {where}")
     if config.tensorboard and reused:
         _log_reused(out, reused, datasets, log)
