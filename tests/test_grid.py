@@ -261,8 +261,8 @@ def test_widths_separated_by_spaces_are_noted_as_separate_architectures():
     notes = []
     config = config_from_args(build_parser().parse_args(["--hidden", "128", "64"]), notes)
     assert config.hidden == ((128,), (64,))
-    assert notes == ["note: --hidden 128 64 names 2 architectures of one hidden layer each; the widths of one "
-                     "architecture are separated by commas (128,64)"]
+    assert notes == ["note: --hidden 128 64 names 2 architectures of one hidden layer each; the widths of "
+                     "one architecture are separated by commas (128,64)"]
     notes.clear()
     config_from_args(build_parser().parse_args(["--hidden", "128,64", "32"]), notes)
     assert notes == []
