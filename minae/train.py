@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from minae._progress import progress_bar
-from minae.backend import get_namespace
+from minae.backend import get_namespace, is_cupy
 from minae.checks import positive_int
 from minae.checks import seed as check_seed
 from minae.diagnostics import DIAG_ROWS, epoch_diagnostics
@@ -73,7 +73,8 @@ class History:
 def _on_backend(model, x, name, check=True):
     """Place a dataset on the model's device once, in its dtype; check it once.
     Any array-like (a list of rows, another library's array) is accepted."""
-    if not hasattr(x, "__array_namespace__"):   # a list, or an object NumPy can read
+    # CuPy 14's arrays answer no __array_namespace__: asked by module (backend.is_cupy).
+    if not (isinstance(x, np.ndarray) or is_cupy(x) or hasattr(x, "__array_namespace__")):
         try:
             x = np.asarray(x, dtype=np.float64)
         except (TypeError, ValueError) as exc:

@@ -195,3 +195,12 @@ def test_a_batch_size_larger_than_the_data_allocates_for_the_data_only(rng):
     small = fit(Autoencoder(12, [3], seed=2), x, x, epochs=2, batch_size=40, progress=False)
     huge = fit(Autoencoder(12, [3], seed=2), x, x, epochs=2, batch_size=10**12, progress=False)
     assert huge.train_bce == small.train_bce and huge.val_bce == small.val_bce
+
+
+def test_a_cupy_array_is_taken_as_the_devices_never_converted_by_numpy(cupy_like):
+    # CuPy 14's arrays answer no __array_namespace__ and refuse np.asarray: once, fit
+    # took them for a list of rows and failed on every GPU (found by scripts/gpu_check.sh).
+    from minae import train
+
+    x = cupy_like(np.full((3, 4), 0.5, np.float32))
+    assert train._on_backend(Autoencoder(4, [2]), x, "x", check=False) is x
