@@ -19,14 +19,13 @@ arrays of the model's dtype, W_i of shape (D_in, D_out).
 from __future__ import annotations
 
 import json
-import os
 import zipfile
 from pathlib import Path
 
 import numpy as np
 
 from minae._io import atomic_open
-from minae.checks import positive_int
+from minae.checks import physical_memory, positive_int
 from minae.errors import CheckpointError
 from minae.layers import INITIALISERS
 
@@ -209,11 +208,8 @@ def _check_headers(headers, shapes, dtype, path):
         raise CheckpointError(f"{path}: it holds arrays the metadata does not describe "
                               f"({', '.join(sorted(stored - set(shapes)))}); the file is damaged")
     need = sum(int(np.prod(s)) for s in shapes.values()) * np.dtype(dtype).itemsize
-    try:
-        have = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (AttributeError, ValueError, OSError):   # not on Linux: nothing to compare with
-        return
-    if need > have // 2:
+    have = physical_memory()
+    if have is not None and need > have // 2:
         raise CheckpointError(f"{path}: it describes a model of {need / 2**30:,.1f} GiB of weights, more "
                               f"than half of this machine's {have / 2**30:,.0f} GiB; refusing to load it")
 

@@ -9,6 +9,16 @@ from __future__ import annotations
 
 import math
 import numbers
+import os
+
+
+def physical_memory():
+    """Bytes of memory this machine has, or None where the system does not say (not Linux):
+    what a size read from a flag or a file is compared with before it is allocated."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return None
 
 
 def positive_int(value, what):

@@ -24,7 +24,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from minae.checks import positive_int
+from minae.checks import physical_memory, positive_int
 from minae.checks import seed as check_seed
 from minae.data.registry import get_info
 from minae.optim import FORMS, Adam, check_lr
@@ -200,11 +200,8 @@ def check_memory(hidden, batch_size, dtype="float32"):
     """Refuse a run that cannot fit in this machine's memory, before allocating it,
     naming the flag that asks for too much."""
     weights, batch = run_memory_bytes(hidden, batch_size, dtype)
-    try:
-        have = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (AttributeError, ValueError, OSError):   # not on Linux: no estimate to compare with
-        return
-    if weights + batch > have:
+    have = physical_memory()
+    if have is not None and weights + batch > have:
         spec = ",".join(map(str, hidden))
         culprit = (f"--hidden {spec} needs about {weights / 2**30:,.0f} GiB for its weights"
                    if weights >= batch else
