@@ -1,4 +1,5 @@
-"""Checks of single values (counts, seeds, numbers) shared by every module that takes them.
+"""Checks of single values (counts, seeds, numbers) shared by every module that takes them,
+and the machine's memory that sizes read from arguments or files are checked against.
 
 Each check returns the value as a plain Python number or raises ValueError
 naming the argument, so an error says which argument was wrong and why.
