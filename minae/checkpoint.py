@@ -27,7 +27,7 @@ import numpy as np
 from minae import checks
 from minae._io import atomic_open
 from minae.backend import DTYPES
-from minae.checks import positive_int
+from minae.checks import physical_memory, positive_int
 from minae.errors import CheckpointError
 from minae.layers import INITIALISERS
 
@@ -207,7 +207,7 @@ def _check_headers(headers, shapes, dtype, path):
         raise CheckpointError(f"{path}: it holds arrays the metadata does not describe "
                               f"({', '.join(sorted(stored - set(shapes)))}); the file is damaged")
     need = sum(int(np.prod(s)) for s in shapes.values()) * np.dtype(dtype).itemsize
-    have = checks.machine_memory()
+    have = physical_memory()
     if have is not None and need > have // 2:
         raise CheckpointError(f"{path}: it describes a model of {need / 2**30:,.1f} GiB of weights, more "
                               f"than half of this machine's {have / 2**30:,.0f} GiB; refusing to load it")

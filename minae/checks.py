@@ -1,4 +1,5 @@
-"""Checks of single values (counts, seeds, numbers) shared by every module that takes them.
+"""Checks of single values (counts, seeds, numbers) shared by every module that takes them,
+and the machine's memory that sizes read from arguments or files are checked against.
 
 Each check returns the value as a plain Python number or raises ValueError
 naming the argument, so an error says which argument was wrong and why.
@@ -10,6 +11,15 @@ from __future__ import annotations
 import math
 import numbers
 import os
+
+
+def physical_memory():
+    """Bytes of memory this machine has, or None where the system does not say (not Linux):
+    what a size read from a flag or a file is compared with before it is allocated."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return None
 
 
 def positive_int(value, what):
@@ -32,12 +42,3 @@ def finite_real(value, what):
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
         raise ValueError(f"{what} must be a finite number, got {value!r}")
     return float(value)
-
-
-def machine_memory():
-    """Bytes of memory this machine has, or None where the system does not say (not Linux):
-    what a model about to be allocated is compared with."""
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (AttributeError, ValueError, OSError):
-        return None

@@ -48,7 +48,7 @@ import numpy as np
 
 from minae import checkpoint
 from minae.backend import DTYPES, get_namespace, is_cupy, resolve_backend
-from minae.checks import positive_int
+from minae.checks import physical_memory, positive_int
 from minae.checks import seed as check_seed
 from minae.layers import Dense, ReLU, init_weights, sigmoid
 from minae.losses import bce_with_logits, check_unit_interval
@@ -86,6 +86,14 @@ class Autoencoder:
         seed = check_seed(seed, "seed")
         rng = np.random.default_rng(seed)
         sizes = [input_dim, *hidden, input_dim]
+        # The weights are drawn in float64, then copied into the model's buffers: said
+        # before NumPy's "Unable to allocate" names a shape instead of the argument.
+        need = 8 * sum(d_in * d_out + d_out for d_in, d_out in zip(sizes[:-1], sizes[1:]))
+        have = physical_memory()
+        if have is not None and need > have:
+            raise ValueError(f"input_dim {input_dim} and hidden {hidden} make a model of "
+                             f"{need / 2**30:,.0f} GiB of weights (drawn in float64), more than this "
+                             f"machine's {have / 2**30:,.0f} GiB; choose narrower layers")
         # Drawn on the host, layer by layer from one generator, so that a CPU run
         # and a GPU run start from the very same weights.
         weights = [init_weights(init, rng, d_in, d_out) for d_in, d_out in zip(sizes[:-1], sizes[1:])]

@@ -112,9 +112,10 @@ def test_a_killed_grid_resumes_to_the_uninterrupted_results(finished, tmp_path):
     out = tmp_path / "killed"
     cmd = [sys.executable, str(ROOT / "scripts" / "grid.py"), *TINY, "--out", str(out), "--jobs", "1",
            "--no-plots"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 60
     while not list((out / "runs" / "mnist").glob("*.json")) and time.monotonic() < deadline:
+        assert proc.poll() is None, f"the grid stopped before its first run: {proc.stderr.read().decode()}"
         time.sleep(0.005)
     proc.send_signal(signal.SIGKILL)
     proc.wait()

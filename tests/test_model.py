@@ -166,6 +166,14 @@ def test_bad_hidden_sizes_are_rejected(hidden, match):
         Autoencoder(10, hidden)
 
 
+def test_a_model_larger_than_the_machine_names_its_layers_before_allocating():
+    # NumPy's "Unable to allocate 584. GiB for an array with shape (784, 100000000)" named
+    # a shape, not the argument.
+    with pytest.raises(ValueError, match=r"input_dim 784 and hidden \[100000000\] make a model of 1,169 GiB "
+                                         r"of weights .*choose narrower layers"):
+        Autoencoder(784, [10**8])
+
+
 def test_bad_constructor_arguments_are_rejected():
     with pytest.raises(ValueError, match="input_dim"):
         Autoencoder(0, [3])

@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from minae.backend import BACKENDS, DTYPES
-from minae.checks import machine_memory, positive_int
+from minae.checks import physical_memory, positive_int
 from minae.checks import seed as check_seed
 from minae.data.registry import SIDE, get_info
 from minae.optim import FORMS, Adam, check_lr
@@ -205,10 +205,8 @@ def check_memory(hidden, batch_size, dtype="float32"):
     """Refuse a run that cannot fit in this machine's memory, before allocating it,
     naming the flag that asks for too much."""
     weights, batch = run_memory_bytes(hidden, batch_size, dtype)
-    have = machine_memory()
-    if have is None:   # not on Linux: no estimate to compare with
-        return
-    if weights + batch > have:
+    have = physical_memory()
+    if have is not None and weights + batch > have:
         spec = ",".join(map(str, hidden))
         culprit = (f"--hidden {spec} needs about {weights / 2**30:,.0f} GiB for its weights"
                    if weights >= batch else
