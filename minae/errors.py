@@ -35,7 +35,12 @@ class GridBusyError(MinaeError, RuntimeError):
 
 
 class Terminated(KeyboardInterrupt):
-    """The grid received SIGTERM; handled like Ctrl-C (finished runs are kept)."""
+    """The grid received SIGTERM, or SIGHUP (its terminal closed); handled like
+    Ctrl-C (finished runs are kept). ``signum`` is the signal's number."""
+
+    def __init__(self, signum=15):
+        super().__init__(signum)
+        self.signum = signum
 
 
 class SchedulerError(MinaeError, RuntimeError):

@@ -167,12 +167,16 @@ def test_a_diverging_configuration_is_recorded_and_the_grid_goes_on(tmp_path):
     (["--hidden", "128,0"], "width below 1"),
     (["--lrs", "0"], "must be a finite number > 0"),
     (["--lrs", "-0.1"], "must be a finite number > 0"),
+    (["--lrs", "-inf"], "learning rate must be a finite number > 0, got -inf"),   # not taken for a flag
+    (["--lrs", "0.1", "-1e-3"], "got -0.001"),
+    (["--eps", "-1e-7"], "eps must be a finite number > 0, got -1e-07"),
     (["--datasets", "cifar10"], "unknown dataset 'cifar10'"),
     (["--backend", "tpu"], "invalid choice: 'tpu'"),
     (["--epochs", "0"], "must be a positive integer"),
     (["--beta2", "1.0"], "beta2 must be in [0, 1)"),
     (["--val-fraction", "1.5"], "--val-fraction must be between 0 and 1"),
     (["--limit-train", "0"], "must be a positive integer"),
+    (["--seeds", "100000000"], "this grid would be 400,000,000 runs (1 x 2 x 2 x 100000000"),
 ])
 def test_bad_flags_fail_before_any_training(flags, message, tmp_path, capsys):
     out = tmp_path / "never"
@@ -181,6 +185,14 @@ def test_bad_flags_fail_before_any_training(flags, message, tmp_path, capsys):
     assert exc.value.code == 2
     assert message in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_a_folder_named_like_a_negative_number_stays_as_written():
+    from minae.grid.cli import _negative_numbers_as_values, build_parser
+
+    argv = ["--out", "-1", "--epochs", "-5", "--lrs", "0.1", "-inf", "--beta1=-0.5"]
+    assert _negative_numbers_as_values(build_parser(), argv) == [
+        "--out", "-1", "--epochs", " -5", "--lrs", "0.1", " -inf", "--beta1=-0.5"]
 
 
 def test_an_unwritable_out_fails_at_start(tmp_path, capsys):

@@ -98,6 +98,46 @@ def test_losing_a_worker_mid_grid_loses_no_run(dask_cluster, tmp_path):
     assert len(records) == 6 and all(r["status"] == "ok" for r in records)
 
 
+def test_losing_every_worker_and_the_data_they_held_loses_no_run(dask_cluster, tmp_path):
+    # The scattered data lived only on the workers: Dask cancels the tasks that needed it
+    # ("already forgotten"), and the grid recorded them as failed. Now it sends the data again.
+    address, client = dask_cluster
+    out = tmp_path / "all-lost"
+    grid = subprocess.Popen([sys.executable, "-m", "minae.grid", *LONGER, "--out", str(out),
+                             "--scheduler", address],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not list((out / "runs" / "mnist").glob("*.json")):
+        assert time.monotonic() < deadline and grid.poll() is None, "the grid never finished a run"
+        time.sleep(0.02)
+    for victim in client.run(os.getpid).values():   # their nannies start new, empty workers
+        os.kill(victim, signal.SIGKILL)
+    _, stderr = grid.communicate(timeout=300)
+    assert grid.returncode == 0, stderr
+    records = json.loads((out / "results.json").read_text())
+    assert len(records) == 6 and all(r["status"] == "ok" for r in records)
+
+
+def test_with_no_worker_left_to_take_the_data_the_runs_fail_naming_why(dask_cluster, tmp_path):
+    address, client = dask_cluster
+    out = tmp_path / "none-left"
+    grid = subprocess.Popen([sys.executable, "-m", "minae.grid", *LONGER, "--out", str(out),
+                             "--scheduler", address, "--scheduler-timeout", "3"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not list((out / "runs" / "mnist").glob("*.json")):
+        assert time.monotonic() < deadline and grid.poll() is None, "the grid never finished a run"
+        time.sleep(0.02)
+    nannies = list(client.run(os.getppid).values())
+    for pid in [*nannies, *client.run(os.getpid).values()]:   # nothing starts them again
+        os.kill(pid, signal.SIGKILL)
+    _, stderr = grid.communicate(timeout=120)
+    assert grid.returncode == 1, stderr
+    failed = [r for r in json.loads((out / "results.json").read_text()) if r["status"] == "failed"]
+    assert failed and all("no worker took it again within --scheduler-timeout 3 s" in r["error"]
+                          for r in failed)
+
+
 def test_a_task_that_keeps_failing_is_recorded_and_the_grid_goes_on(tmp_path, monkeypatch, capsys):
     original = cluster._task
 

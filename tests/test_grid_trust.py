@@ -136,9 +136,10 @@ def _alive(pid):
     return state != "Z"
 
 
-def _start_grid(out, *extra):
+def _start_grid(out, *extra, preexec_fn=None):
     cmd = [sys.executable, str(ROOT / "scripts" / "grid.py"), *MANY, "--out", str(out), *extra]
-    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=preexec_fn)
 
 
 def _wait_for(condition, seconds=60):
@@ -163,21 +164,34 @@ def test_after_kill_9_of_the_grid_no_worker_lives_15_seconds_later(tmp_path):
 
 
 @needs_proc
-def test_sigterm_ends_the_grid_with_143_and_keeps_finished_runs(tmp_path):
+@pytest.mark.parametrize("signum, code", [(signal.SIGTERM, 143), (signal.SIGHUP, 129)], ids=["TERM", "HUP"])
+def test_sigterm_or_sighup_ends_the_grid_with_128_plus_n_and_keeps_finished_runs(tmp_path, signum, code):
     out = tmp_path / "out"
     proc = _start_grid(out, "--jobs", "2")
     _wait_for(lambda: list((out / "runs" / "mnist").glob("*.json")))
     workers = worker_pids(proc.pid)
-    proc.send_signal(signal.SIGTERM)
+    proc.send_signal(signum)
     _, stderr = proc.communicate(timeout=30)
-    assert proc.returncode == 143, stderr
+    assert proc.returncode == code, stderr
     assert "terminated: finished runs are saved" in stderr and "Traceback" not in stderr
+    assert "leaked semaphore" not in stderr
     kept = mtimes(out)
     assert 1 <= len(kept) < 6
     assert not [w for w in workers if _alive(w)]
     assert not (out / LOCK_NAME).exists()
     assert main([*MANY, "--out", str(out), "--jobs", "1"]) == 0
     assert len(results(out)) == 6 and {k: v for k, v in mtimes(out).items() if k in kept} == kept
+
+
+@needs_proc
+def test_a_grid_started_under_nohup_ignores_sighup(tmp_path):
+    out = tmp_path / "out"
+    proc = _start_grid(out, "--jobs", "2", preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN))
+    _wait_for(lambda: list((out / "runs" / "mnist").glob("*.json")))
+    proc.send_signal(signal.SIGHUP)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 0, stderr
+    assert len(results(out)) == 6
 
 
 # --- one grid per --out ----------------------------------------------------------------

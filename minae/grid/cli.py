@@ -8,7 +8,8 @@ write-up's settings). Every value is checked by GridConfig.validate.
 Exit codes: 0 every run finished (ok, collapsed or diverged are results of
 training); 1 the grid finished but some runs failed (named in a summary
 line; the rest are reported); 2 a bad flag, bad data or an error that
-stopped the grid; 130 Ctrl-C, 143 SIGTERM (finished runs are kept).
+stopped the grid; 130 Ctrl-C, 143 SIGTERM, 129 SIGHUP (its terminal closed; finished
+runs are kept).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from minae.grid.schedule import run_grid
 from minae.optim import FORMS
 
 PROG = "python scripts/grid.py"
-EXIT_OK, EXIT_FAILED_RUNS, EXIT_ERROR, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 130, 143
+EXIT_OK, EXIT_FAILED_RUNS, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 130   # a signal N: 128 + N
 # The flags that decide results take their defaults from GridConfig: one source.
 DEFAULTS = {name: getattr(GridConfig(), name) for name in (
     "datasets", "hidden", "lrs", "epochs", "batch_size", "beta1", "beta2", "eps", "adam_form", "seed",
@@ -68,7 +69,7 @@ def build_parser(prog=PROG):
                     "validation BCE, and write a report with figures. With no flags: the original "
                     "experiment (MNIST and Fashion-MNIST, 3 depths x 3 learning rates, 100 epochs).",
         epilog="Exit codes: 0 every run finished; 1 some runs failed (the summary names them); 2 an "
-               "error stopped the grid; 130 Ctrl-C, 143 SIGTERM (finished runs are kept).")
+               "error stopped the grid; 130 Ctrl-C, 143 SIGTERM, 129 SIGHUP (finished runs are kept).")
     g = p.add_argument_group("the experiment")
     g.add_argument("--datasets", nargs="+", metavar="NAME",
                    help=f"default: {' '.join(DEFAULTS['datasets'])} (known: {', '.join(DATASETS)})")
@@ -184,7 +185,7 @@ def _spec(value):
 
 def main(argv=None, prog=PROG):
     parser = build_parser(prog)
-    args = parser.parse_args(argv)
+    args = parser.parse_args(_negative_numbers_as_values(parser, sys.argv[1:] if argv is None else argv))
     notes = []
     try:
         config = config_from_args(args, notes)
@@ -195,7 +196,7 @@ def main(argv=None, prog=PROG):
         print(note, file=sys.stderr)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     command = f"{prog} " + " ".join(shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
-    previous = signal.signal(signal.SIGTERM, _terminate)   # SIGTERM ends the grid like Ctrl-C
+    previous = {s: signal.signal(s, _terminate) for s in _stop_signals()}
     shown = warnings.showwarning
     # A warning is one line of its own text, never a line of minae's source.
     warnings.showwarning = lambda message, category, *rest, **kw: print(
@@ -204,14 +205,18 @@ def main(argv=None, prog=PROG):
         result = run_grid(config, log=say, command=command.strip())
     except KeyboardInterrupt as exc:
         what = "terminated" if isinstance(exc, Terminated) else "interrupted"
-        print(f"\n{what}: finished runs are saved in {config.out}/runs; run the same command "
-              "again to train only what is missing", file=sys.stderr)
-        return EXIT_TERMINATED if isinstance(exc, Terminated) else EXIT_INTERRUPTED
+        try:   # after SIGHUP the terminal may be gone: the runs are saved all the same
+            print(f"\n{what}: finished runs are saved in {config.out}/runs; run the same command "
+                  "again to train only what is missing", file=sys.stderr)
+        except OSError:
+            pass
+        return 128 + exc.signum if isinstance(exc, Terminated) else EXIT_INTERRUPTED
     except (MinaeError, ValueError, OSError, MemoryError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_ERROR
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for s, handler in previous.items():
+            signal.signal(s, handler)
         warnings.showwarning = shown
     failed = [r for r in result.records if r["status"] == "failed"]
     if failed:
@@ -223,8 +228,43 @@ def main(argv=None, prog=PROG):
     return EXIT_OK
 
 
+def _negative_numbers_as_values(parser, argv):
+    """argv, with a negative number given to a numeric flag made a value.
+
+    argparse knows '-1' and '-.5' as numbers but takes '-1e-7' or '-inf' for an
+    unknown flag, so `--eps -1e-7` said "expected one argument" instead of why
+    -1e-7 is refused. A leading space makes such a token a value; int() and
+    float() ignore it. Values of other flags (a folder named '-1') are left alone.
+    """
+    numeric = {s for a in parser._actions if a.type in (int, float) for s in a.option_strings}
+    out, flag = [], None
+    for token in argv:
+        if token.startswith("-") and not _is_number(token):
+            flag = token.split("=", 1)[0]
+        elif flag in numeric and token.startswith("-"):
+            token = " " + token
+        out.append(token)
+    return out
+
+
+def _is_number(text):
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _stop_signals():
+    """SIGTERM, and SIGHUP (the terminal closed), end the grid like Ctrl-C; a SIGHUP
+    that nohup made the grid ignore stays ignored."""
+    hup = getattr(signal, "SIGHUP", None)   # none on Windows
+    keep_ignored = hup is None or signal.getsignal(hup) == signal.SIG_IGN
+    return (signal.SIGTERM,) if keep_ignored else (signal.SIGTERM, hup)
+
+
 def _terminate(signum, frame):
-    raise Terminated()
+    raise Terminated(signum)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,9 @@ to Dask as a task and keeps the promises the process pool keeps:
 - each task uses one BLAS thread, so results equal ``--jobs 1`` bit for bit;
 - each task checks the digest of the arrays it received against the grid's
   before it trains (minae.grid.runs.check_data);
-- a worker lost mid-task: Dask runs the task elsewhere; a task that keeps
+- a worker lost mid-task: Dask runs the task elsewhere; if every worker
+  holding the scattered data died, the data is scattered again (waiting up to
+  ``--scheduler-timeout`` for a worker) and its runs submitted again; a task that keeps
   failing is recorded as failed with its error, and the grid goes on (and
   exits with 1, naming the failed runs);
 - a scheduler that cannot be reached is an error within ``--scheduler-timeout``;
@@ -150,19 +152,21 @@ def _while_processes_start():
     Ctrl-C reaches the grid alone, which stops them and says so once. (A Ctrl-C
     in these seconds is lost: a signal ignored cannot be told afterwards.)
 
-    SIGTERM is held back and delivered once the cluster exists: stopped half-way
-    through, it was left to Dask's exit handler, which printed its tracebacks.
+    SIGTERM and SIGHUP are held back and delivered once the cluster exists: stopped
+    half-way through, it was left to Dask's exit handler, which printed its tracebacks.
     """
     held = []
     previous_int = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    previous_term = signal.signal(signal.SIGTERM, lambda signum, frame: held.append(signum))
+    later = [s for s in (signal.SIGTERM, getattr(signal, "SIGHUP", None)) if s is not None]
+    previous = {s: signal.signal(s, lambda signum, frame: held.append(signum)) for s in later}
     try:
         yield
     finally:
         signal.signal(signal.SIGINT, previous_int)
-        signal.signal(signal.SIGTERM, previous_term)
-        if held:
-            os.kill(os.getpid(), signal.SIGTERM)
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+        for s in dict.fromkeys(held):
+            os.kill(os.getpid(), s)
 
 
 def _task(settings, ds, summary, engine):
@@ -235,13 +239,21 @@ def run_on_dask(todo, datasets, config, out, finished, log=print):
         # Scattered to every worker once; a worker that joins later fetches from a peer.
         data = {name: client.scatter(datasets[name], broadcast=True, hash=False) for name in names}
         summaries = {name: DataSummary.of(datasets[name]) for name in names}
-        for settings in sorted(todo, key=run_cost, reverse=True):
+        lost = {}   # dataset name: why its data could not be sent again
+
+        def submit(settings, attempt=0):
             name = settings["dataset"]
+            key = f"minae-run-{settings_key(settings)}" + (f"-again{attempt}" if attempt else "")
             future = client.submit(_task, settings, data[name], summaries[name], config.engine,
-                                   key=f"minae-run-{settings_key(settings)}", pure=False, retries=RETRIES)
-            futures[future] = settings
-        for future in distributed.as_completed(list(futures)):
-            settings = futures.pop(future)
+                                   key=key, pure=False, retries=RETRIES)
+            futures[future] = (settings, data[name], attempt)
+            return future
+
+        for settings in sorted(todo, key=run_cost, reverse=True):
+            submit(settings)
+        pending = distributed.as_completed(list(futures))
+        for future in pending:
+            settings, sent, attempt = futures.pop(future)
             try:
                 record, weights = future.result()
             except Exception as exc:   # the task's error after its retries, KilledWorker, or no scheduler
@@ -251,7 +263,24 @@ def run_on_dask(todo, datasets, config, out, finished, log=print):
                         f"unfinished ({type(exc).__name__}). Finished runs are saved in {out}; start the "
                         "scheduler again and run the same command to train only what is missing") from None
                 error = " ".join(f"{type(exc).__name__}: {exc}".split())   # one line
-                finished(make_record(settings, "failed", config.engine, error=error))
+                name = settings["dataset"]
+                if sent.status != "finished" and attempt < RETRIES and name not in lost:
+                    # Every worker holding the scattered data died, and the data with them
+                    # (Dask cancels the tasks that needed it): scatter it again, once per loss.
+                    if data[name] is sent:
+                        log(f"every Dask worker holding the {name} data was lost: sending it again "
+                            f"(waiting up to {config.scheduler_timeout:g} s for a worker)")
+                        try:
+                            data[name] = client.scatter(datasets[name], broadcast=True, hash=False,
+                                                        timeout=config.scheduler_timeout)
+                        except (OSError, TimeoutError, asyncio.TimeoutError):
+                            lost[name] = (f"every Dask worker holding the {name} data was lost, and no "
+                                          f"worker took it again within --scheduler-timeout "
+                                          f"{config.scheduler_timeout:g} s")
+                    if name not in lost:
+                        pending.add(submit(settings, attempt + 1))
+                        continue
+                finished(make_record(settings, "failed", config.engine, error=lost.get(name, error)))
                 continue
             model = Autoencoder(datasets[settings["dataset"]].x_train.shape[1], settings["hidden"],
                                 seed=settings["seed"], dtype=settings["dtype"])

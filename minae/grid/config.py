@@ -35,6 +35,10 @@ ORIGINAL_HIDDEN = ((32, 16, 32), (64, 32, 16, 32, 64), (128, 64, 32, 64, 128))
 ORIGINAL_LRS = (0.1, 0.01, 0.001)
 ORIGINAL_DATASETS = ("mnist", "fashion-mnist")
 ENGINES = ("single", "stacked", "fused")
+# The most runs one grid plans: the original grid is 18 runs, and 10,000 of its
+# smallest runs take days; more is a slip (--seeds 12345 for --seed 12345) that
+# would otherwise plan for minutes and train for years.
+MAX_RUNS = 10_000
 # Adam's own defaults are Keras' (minae.optim.Adam states them); the write-up's
 # beta2 is the one setting where the grid's default differs from them.
 KERAS_ADAM = {name: p.default for name, p in inspect.signature(Adam).parameters.items()
@@ -143,6 +147,13 @@ class GridConfig:
         for flag, value in (("--limit-train", self.limit_train), ("--limit-val", self.limit_val)):
             if value is not None:   # None: the whole split
                 _flag(flag, positive_int, value, "it")
+        n_runs = len(self.datasets) * len(self.hidden) * len(self.lrs) * self.seeds
+        if n_runs > MAX_RUNS:
+            raise ValueError(f"this grid would be {n_runs:,} runs ({len(self.datasets)} x {len(self.hidden)} "
+                             f"x {len(self.lrs)} x {self.seeds}: datasets x architectures x learning rates "
+                             f"x --seeds), more than the {MAX_RUNS:,} one grid runs. --seeds is how many "
+                             "times each setting trains (--seed is the grid's seed); split a larger grid "
+                             "into several --out folders")
         if self.seeds > 1 and importlib.util.find_spec("scipy") is None:
             raise ValueError(f"--seeds {self.seeds} ranks by mean with confidence intervals, computed with "
                              "SciPy, which is not installed: pip install 'minae[stats]'")

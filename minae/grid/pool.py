@@ -10,7 +10,7 @@ digest of its arrays must be the grid's, or its runs are refused with the
 name of the file that changed (minae.grid.runs.check_data).
 
 Workers never outlive the grid and never speak for it: they ignore Ctrl-C
-(the grid stops them and says so once), a SIGTERM or Ctrl-C of the grid
+and SIGHUP (the grid stops them and says so once), a SIGTERM, SIGHUP or Ctrl-C of the grid
 terminates the runs in flight (finished runs are kept), and a worker whose
 grid process died exits within a second.
 """
@@ -41,6 +41,8 @@ def _worker_init(data, events, grid_pid):
     """Each worker: one BLAS thread, deaf to Ctrl-C, a one-dataset cache, an event
     queue, and a watch on the grid process. data: {name: (load kwargs, DataSummary)}."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)   # the grid handles Ctrl-C and stops us
+    if hasattr(signal, "SIGHUP"):                  # ... and a closed terminal
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
     without_process_lock()                         # the grid may stop us mid-run
     threading.Thread(target=_exit_when_orphaned, args=(grid_pid,), daemon=True).start()
     one_blas_thread()                              # for the worker's whole life
