@@ -397,11 +397,13 @@ def test_quick_has_a_folder_of_its_own():
     assert cfg("--quick", "--out", "x").out == "x"
 
 
-def test_a_grid_with_other_settings_says_which_report_it_replaces(tmp_path, capsys):
+@pytest.mark.parametrize("quiet", [[], ["--quiet"]], ids=["", "quiet"])   # --quiet keeps the notes
+def test_a_grid_with_other_settings_says_which_report_it_replaces(tmp_path, capsys, quiet):
     code, out = grid(tmp_path, "--no-plots")
     assert code == 0
     capsys.readouterr()
-    again = [*TINY, "--data-dir", str(tmp_path / "data"), "--out", str(out), "--no-plots", "--epochs", "1"]
+    again = [*TINY, "--data-dir", str(tmp_path / "data"), "--out", str(out), "--no-plots", "--epochs", "1",
+             *quiet]
     assert main(again) == 0
     said = capsys.readouterr().out
     assert f"note: {out} holds the report of a grid with other settings (epochs 2 -> 1)" in said

@@ -37,9 +37,11 @@ def test_keras_adam_matches_two_hand_computed_steps():
     assert _run(Adam(lr, b1, b2, eps), [0.5, -0.2]) == pytest.approx(p2, rel=1e-14)
 
 
-def test_keras_form_is_textbook_form_with_a_growing_epsilon(rng):
+def test_keras_form_is_textbook_form_with_a_shrinking_epsilon(rng):
     grads = rng.standard_normal(20)
     b2, eps = 0.99, 1e-3
+    equivalent = [eps / math.sqrt(1 - b2**t) for t in range(1, len(grads) + 1)]
+    assert equivalent[0] == pytest.approx(10 * eps) and all(np.diff(equivalent) < 0)   # as optim.py says
     # Feed both forms the same state and compare one step at every t.
     keras = Adam(0.01, 0.9, b2, eps)
     p = np.zeros(1)
@@ -48,7 +50,7 @@ def test_keras_form_is_textbook_form_with_a_growing_epsilon(rng):
                  [v.copy() for v in keras.v] if keras.v else None)
         q = p.copy()
         keras.step([p], [np.array([g])])
-        text = Adam(0.01, 0.9, b2, eps / math.sqrt(1 - b2**t), form="textbook")
+        text = Adam(0.01, 0.9, b2, equivalent[t - 1], form="textbook")
         text.m, text.v, text.t = state[0], state[1], t - 1
         text.step([q], [np.array([g])])
         assert q[0] == pytest.approx(p[0], rel=1e-12, abs=1e-15)

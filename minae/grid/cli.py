@@ -128,7 +128,9 @@ def build_parser(prog=PROG):
     r.add_argument("--tensorboard", action="store_true",
                    help="write TensorBoard logs of every run to <out>/tensorboard/ (needs "
                         "pip install 'minae[tensorboard]'); view: tensorboard --logdir <out>/tensorboard")
-    r.add_argument("--quiet", action="store_true", help="no progress bars or log lines")
+    r.add_argument("--quiet", action="store_true",
+                   help="no progress bars or log lines; notes (a report replaced, a saved run trained "
+                        "again and why, a stale lock taken over) still show")
     return p
 
 
@@ -191,7 +193,7 @@ def main(argv=None, prog=PROG):
         config = config_from_args(args, notes)
     except ValueError as exc:
         parser.error(str(exc))
-    say = (lambda msg: None) if args.quiet else tqdm.write
+    say = _notes_only if args.quiet else tqdm.write
     for note in notes:
         print(note, file=sys.stderr)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -226,6 +228,12 @@ def main(argv=None, prog=PROG):
               "Run the same command again to retry only them", file=sys.stderr)
         return EXIT_FAILED_RUNS
     return EXIT_OK
+
+
+def _notes_only(message):
+    """The log under --quiet: only the notes, the things the grid did that nobody asked for."""
+    if message.startswith("note:"):
+        tqdm.write(message)
 
 
 def _negative_numbers_as_values(parser, argv):

@@ -140,10 +140,10 @@ def load_finished(out_dir, settings, ds=None, log=print):
     try:
         record = read_json(path)
     except (OSError, ValueError) as exc:
-        log(f"{path} cannot be read ({exc}); training that run again")
+        log(f"note: {path} cannot be read ({exc}); training that run again")
         return None
     if not isinstance(record, dict) or {k: record.get(k) for k in settings} != settings:
-        log(f"{path} does not hold the record of these settings; training that run again")
+        log(f"note: {path} does not hold the record of these settings; training that run again")
         return None
     problem = record_problem(record, settings)
     if problem is None:
@@ -152,7 +152,7 @@ def load_finished(out_dir, settings, ds=None, log=print):
         except (CheckpointError, OSError) as exc:
             problem = f"its checkpoint cannot be trusted ({exc})"
     if problem is not None:
-        log(f"{path}: {problem}; training that run again")
+        log(f"note: {path}: {problem}; training that run again")
         return None
     return record
 
