@@ -408,6 +408,15 @@ def test_11_the_momentum_claims_fail_for_a_run_that_still_has_a_gradient():
     assert not t.moves_without_gradient(frozen), "no update at all is not momentum"
 
 
+def test_11_the_gradual_dying_claim_fails_for_a_collapse_and_for_a_run_that_never_loses_a_unit():
+    t = definitions(11)
+    gradual = [diagnostics(3e-3, 1.2e-2, d, 0.01) for d in (0.0, 0.02, 0.19, 0.26)]
+    collapse = [diagnostics(3e-3, 1.2, d, 0.0) for d in (0.0, 0.36, 0.99, 1.0)]
+    alive = [diagnostics(3e-3, 1.2e-2, 0.0, 0.01)] * 4
+    assert t.dies_gradually(gradual[:2], gradual[2:])
+    assert not t.dies_gradually(collapse[:2], collapse[2:]) and not t.dies_gradually(alive[:2], alive[2:])
+
+
 def test_11_the_step_claims_fail_on_a_healthy_run():
     t = definitions(11)
     hot = [diagnostics(3e-3, 1.2, 0.36, 0.0), diagnostics(22.0, 0.75, 0.55, 0.03),
