@@ -80,37 +80,27 @@ def test_a_scheduler_with_two_workers_gives_the_bits_of_jobs_1(reference, dask_c
     assert histories(out) == reference
 
 
-def test_losing_a_worker_mid_grid_loses_no_run(dask_cluster, tmp_path):
+def _grid_past_its_first_run(out, address, *extra):
+    """The LONGER grid on ``address``, in a process of its own, once its first run is saved."""
+    grid = subprocess.Popen([sys.executable, "-m", "minae.grid", *LONGER, "--out", str(out),
+                             "--scheduler", address, *extra],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not list((out / "runs" / "mnist").glob("*.json")):
+        assert time.monotonic() < deadline and grid.poll() is None, "the grid never finished a run"
+        time.sleep(0.02)
+    return grid
+
+
+@pytest.mark.parametrize("lost", ["one", "every"])
+def test_losing_workers_mid_grid_loses_no_run(dask_cluster, tmp_path, lost):
+    # Losing every worker loses the scattered data they held: Dask cancels the tasks that
+    # needed it ("already forgotten"), which the grid recorded as failed; now it sends it again.
     address, client = dask_cluster
     out = tmp_path / "lost"
-    grid = subprocess.Popen([sys.executable, "-m", "minae.grid", *LONGER, "--out", str(out),
-                             "--scheduler", address],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 120
-    while not list((out / "runs" / "mnist").glob("*.json")):
-        assert time.monotonic() < deadline and grid.poll() is None, "the grid never finished a run"
-        time.sleep(0.02)
-    victim = next(iter(client.run(os.getpid).values()))
-    os.kill(victim, signal.SIGKILL)   # a worker process dies mid-task; its nanny starts a new one
-    _, stderr = grid.communicate(timeout=300)
-    assert grid.returncode == 0, stderr
-    records = json.loads((out / "results.json").read_text())
-    assert len(records) == 6 and all(r["status"] == "ok" for r in records)
-
-
-def test_losing_every_worker_and_the_data_they_held_loses_no_run(dask_cluster, tmp_path):
-    # The scattered data lived only on the workers: Dask cancels the tasks that needed it
-    # ("already forgotten"), and the grid recorded them as failed. Now it sends the data again.
-    address, client = dask_cluster
-    out = tmp_path / "all-lost"
-    grid = subprocess.Popen([sys.executable, "-m", "minae.grid", *LONGER, "--out", str(out),
-                             "--scheduler", address],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 120
-    while not list((out / "runs" / "mnist").glob("*.json")):
-        assert time.monotonic() < deadline and grid.poll() is None, "the grid never finished a run"
-        time.sleep(0.02)
-    for victim in client.run(os.getpid).values():   # their nannies start new, empty workers
+    grid = _grid_past_its_first_run(out, address)
+    workers = list(client.run(os.getpid).values())
+    for victim in workers[:1] if lost == "one" else workers:   # dies mid-task; its nanny starts a new one
         os.kill(victim, signal.SIGKILL)
     _, stderr = grid.communicate(timeout=300)
     assert grid.returncode == 0, stderr
@@ -121,13 +111,7 @@ def test_losing_every_worker_and_the_data_they_held_loses_no_run(dask_cluster, t
 def test_with_no_worker_left_to_take_the_data_the_runs_fail_naming_why(dask_cluster, tmp_path):
     address, client = dask_cluster
     out = tmp_path / "none-left"
-    grid = subprocess.Popen([sys.executable, "-m", "minae.grid", *LONGER, "--out", str(out),
-                             "--scheduler", address, "--scheduler-timeout", "3"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 120
-    while not list((out / "runs" / "mnist").glob("*.json")):
-        assert time.monotonic() < deadline and grid.poll() is None, "the grid never finished a run"
-        time.sleep(0.02)
+    grid = _grid_past_its_first_run(out, address, "--scheduler-timeout", "3")
     nannies = list(client.run(os.getppid).values())
     for pid in [*nannies, *client.run(os.getpid).values()]:   # nothing starts them again
         os.kill(pid, signal.SIGKILL)
