@@ -14,6 +14,7 @@ be read.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import statistics
@@ -227,7 +228,9 @@ def format_epoch_row(row):
 def grid_wall(ds, epochs, jobs, backend, hidden_list=ORIGINAL_HIDDEN, lrs=ORIGINAL_LRS, log=print,
               engines=("single", "stacked"), dask=False):
     """Wall time of minae's grid (each engine; with dask, also --scheduler local
-    of ``jobs`` workers) vs PyTorch's nine models in a row."""
+    of ``jobs`` workers) vs PyTorch's nine models in a row; and, for the single
+    engine, of the same grid run again, every run reused after its checkpoint is
+    checked and evaluated again (minae.grid.reuse.load_checked)."""
     result = {"epochs": epochs, "jobs": jobs, "runs": len(hidden_list) * len(lrs), "engines": {}}
     contenders = {engine: {"engine": engine} for engine in engines}
     if dask:
@@ -240,6 +243,13 @@ def grid_wall(ds, epochs, jobs, backend, hidden_list=ORIGINAL_HIDDEN, lrs=ORIGIN
             start = time.perf_counter()
             run_grid(config, {ds.name: ds}, log=lambda msg: None)
             result["engines"][name] = time.perf_counter() - start
+            if name == "single":
+                start = time.perf_counter()
+                again = run_grid(dataclasses.replace(config, fresh=False), {ds.name: ds},
+                                 log=lambda msg: None)
+                result["resume_s"] = time.perf_counter() - start
+                if again.trained:   # then this would time training, not reuse
+                    raise RuntimeError(f"the grid run again trained {again.trained} runs, not reusing them")
     if dask:
         result["dask_over_jobs"] = result["engines"]["dask-local"] / result["engines"]["single"]
     minae_s = result["minae_s"] = min(v for k, v in result["engines"].items() if k != "dask-local")
@@ -258,6 +268,10 @@ def grid_wall(ds, epochs, jobs, backend, hidden_list=ORIGINAL_HIDDEN, lrs=ORIGIN
         result["pytorch_s"] = time.perf_counter() - start
         result["minae_over_pytorch"] = minae_s / result["pytorch_s"]
     engines_text = ", ".join(f"engine {e} {s:.1f}s" for e, s in result["engines"].items())
+    if "resume_s" in result:
+        per_run = 1000 * result["resume_s"] / result["runs"]
+        engines_text += (f"; the same grid again, every run reused and evaluated again "
+                         f"{result['resume_s']:.2f}s ({per_run:.0f} ms a run)")
     if dask:
         engines_text += f" (dask-local / jobs {result['dask_over_jobs']:.3f})"
     log(f"grid of {result['runs']} runs x {epochs} epochs: minae ({jobs} jobs) {engines_text}"
