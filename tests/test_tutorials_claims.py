@@ -174,6 +174,22 @@ def test_06_the_best_h_claim_fails_for_one_sided_differences():
         assert bool(t.best_h_near(measured, predicted)) == near
 
 
+def test_06_the_rounding_claim_fails_for_an_error_of_truncation_alone():
+    t = definitions(6)
+    hs = 10.0 ** -np.arange(1, 13)
+    assert t.rounding_dominates([t.error_of(t.centered, h) for h in hs])
+    assert not t.rounding_dominates(list(hs**2 / 6 * np.cos(1.0))), "without rounding the error keeps falling"
+
+
+def test_06_the_burn_in_claim_fails_where_the_kink_is_gone_and_for_a_kink_in_live_units():
+    t = definitions(6)
+    assert t.kinks_kept_by_dead_units([t.burned_in(33)])
+    assert not t.kinks_kept_by_dead_units([t.burned_in(10)]), "seed 10's burn-in moves it off the kink"
+    model, x = t.small_model(0)
+    x[1] = 0.0                     # row 1 of layer 1 is then b = 0, in units live on other rows
+    assert not t.kinks_kept_by_dead_units([(model, x)])
+
+
 def test_06_a_real_bug_is_not_explained_as_a_kink_or_rounding():
     t = definitions(6)
     assert t.all_explained({7: "kink", 24: "rounding"})
@@ -213,6 +229,15 @@ def test_06_the_float32_claim_fails_for_a_buggy_layer():
     assert t.fails_only_in_float32(lambda dtype: Dense(6, 4, rng=np.random.default_rng(1), dtype=dtype), x)
     assert not t.fails_only_in_float32(
         lambda dtype: DenseAveragingDb(6, 4, rng=np.random.default_rng(1), dtype=dtype), x)
+
+
+def test_06_the_kink_claims_fail_off_the_kink_and_the_bug_claim_for_a_relu_with_its_mask():
+    t = definitions(6)
+    x = t.away_from_kink(np.random.default_rng(0).standard_normal((3, 4)))
+    on_kink = x.copy()
+    on_kink[0, 0] = 0.0
+    assert t.fails_check(ReLU(), on_kink) and not t.fails_check(ReLU(), x)
+    assert t.fails_check(ReLUWithoutMask(), x), "'moved off the kink it passes' is false for a maskless ReLU"
 
 
 # -- 07: Adam ---------------------------------------------------------------------------------------
