@@ -252,19 +252,57 @@ def test_07_the_first_step_claims_fail_when_swapped_between_rmsprop_and_adam():
     assert not t.first_step_is(adam, 0.01, ratio)
 
 
+def bowl_finals(t, lrs=(("sgd", 0.019), ("momentum", 0.1), ("adam", 0.3))):
+    """Tutorial 7's f after 100 steps, per (rule, bowl), each rule at the learning rate it picked."""
+    turned = t.R @ t.AXIS @ t.R.T
+    final = {}
+    for rule, lr in lrs:
+        final[rule, "axis-aligned"] = t.f_after(t.descend(rule, lr, t.AXIS, t.START), t.AXIS)
+        final[rule, "turned"] = t.f_after(t.descend(rule, lr, turned, t.R @ t.START), turned)
+    return final
+
+
 def test_07_the_turned_bowl_claim_fails_for_adam_and_the_sgd_formula_for_momentum():
     t = definitions(7)
-    turn = np.radians(30)
-    R = np.array([[np.cos(turn), -np.sin(turn)], [np.sin(turn), np.cos(turn)]])
-    final = {}
-    for rule, lr in (("sgd", 0.019), ("momentum", 0.1), ("adam", 0.3)):
-        final[rule, "axis-aligned"] = t.f_after(t.descend(rule, lr, t.AXIS, t.START), t.AXIS)
-        turned = R @ t.AXIS @ R.T
-        final[rule, "turned"] = t.f_after(t.descend(rule, lr, turned, R @ t.START), turned)
+    final = bowl_finals(t)
     assert t.same_when_turned("sgd", final) and t.same_when_turned("momentum", final)
     assert not t.same_when_turned("adam", final)
-    assert abs(final["sgd", "axis-aligned"] / t.sgd_prediction(0.019) - 1) < 1e-9
-    assert abs(final["momentum", "axis-aligned"] / t.sgd_prediction(0.1) - 1) > 1e-3
+    assert t.as_predicted(final["sgd", "axis-aligned"], t.sgd_prediction(0.019))
+    assert not t.as_predicted(final["momentum", "axis-aligned"], t.sgd_prediction(0.1))
+
+
+def test_07_the_race_claims_fail_turned_around_and_for_momentum_that_forgets_to_average():
+    t = definitions(7)
+    final = bowl_finals(t)
+    assert t.beats(final, "momentum", "sgd", factor=10) and t.beats(final, "momentum", "adam")
+    assert not t.beats(final, "adam", "momentum"), "on a bowl Adam is not 'the best of both'"
+    assert t.beats(final, "adam", "sgd", bowls=("axis-aligned",))
+    assert not t.beats(final, "sgd", "adam", bowls=("axis-aligned",))
+    assert t.worse_when_turned("adam", final)
+    assert not t.worse_when_turned("sgd", final) and not t.worse_when_turned("momentum", final)
+    unaveraged = bowl_finals(t, [("sgd", 0.1)])                     # p -= lr * g at momentum's lr
+    forgets = {**final, ("momentum", "axis-aligned"): unaveraged["sgd", "axis-aligned"],
+               ("momentum", "turned"): unaveraged["sgd", "turned"]}
+    assert not t.beats(forgets, "momentum", "sgd", factor=10) and not t.beats(forgets, "momentum", "adam")
+
+
+def test_07_the_divergence_claim_fails_for_a_stable_learning_rate():
+    t = definitions(7)
+    start = t.f_after(np.array([t.START]), t.AXIS)
+    assert t.ends_above(t.f_after(t.descend("sgd", 0.03, t.AXIS, t.START), t.AXIS), start)
+    assert t.ends_above(float("inf"), start) and t.ends_above(float("nan"), start)
+    assert not t.ends_above(t.f_after(t.descend("sgd", 0.019, t.AXIS, t.START), t.AXIS), start)
+
+
+def test_07_the_hand_step_claim_fails_for_the_keras_form():
+    t = definitions(7)
+    lr, g = 0.1, 0.5
+    m_hat, v_hat = (1 - t.B1) * g / (1 - t.B1), (1 - t.B2) * g**2 / (1 - t.B2)
+    by_hand = 1.0 - lr * m_hat / (np.sqrt(v_hat) + t.EPS)
+    for form, same in (("textbook", True), ("keras", False)):
+        p = np.array([1.0])
+        Adam(lr, t.B1, t.B2, t.EPS, form=form).step([p], [np.array([g])])
+        assert t.same_step(p[0], by_hand) == same
 
 
 def test_07_the_scale_claims_fail_for_lr_whatever_the_gradient_and_for_keras_with_plain_eps():
@@ -275,6 +313,15 @@ def test_07_the_scale_claims_fail_for_lr_whatever_the_gradient_and_for_keras_wit
     assert not t.first_step_is_lr_times(steps, gradients, lambda g: 1.0), "'lr whatever the scale'"
     keras = t.first_adam_step(1e-4, "keras", 1e-3)
     assert not t.first_step_is_lr_times([keras], [1e-4], lambda g: g / (g + 1e-3))
+
+
+def test_07_the_lr_within_1_percent_claim_fails_for_lr_everywhere_and_for_keras_default_eps():
+    t = definitions(7)
+    gradients = (1e2, 1.0, 1e-4, 1e-6, 1e-8, 1e-10)
+    assert t.lr_only_where_g_is_large([t.first_adam_step(g) for g in gradients], gradients)
+    assert not t.lr_only_where_g_is_large([0.1] * len(gradients), gradients), "'lr whatever the scale'"
+    keras = [t.first_adam_step(g, "keras", 1e-7) for g in gradients]   # its epsilon is 3.2e-6 at step 1
+    assert not t.lr_only_where_g_is_large(keras, gradients)
 
 
 def test_07_the_batch_size_claim_fails_for_a_gradient_that_averages_rows():
