@@ -346,6 +346,25 @@ def test_07_the_autoencoder_claims_fail_for_untuned_sgd_and_for_sgd_with_scaled_
 
 # -- 08: training an autoencoder ---------------------------------------------------------------------
 
+def test_08_the_bit_for_bit_claim_fails_for_one_weight_one_ulp_off_and_for_a_missing_layer():
+    t = definitions(8)
+    params = Autoencoder(6, [4], seed=0).params
+    copies = [p.copy() for p in params]
+    assert t.bit_for_bit(params, copies)
+    copies[2].flat[0] = np.nextafter(copies[2].flat[0], np.float32(1))
+    assert not t.bit_for_bit(params, copies)
+    assert not t.bit_for_bit(params, params[:2]), "zip alone would stop at the shorter list"
+
+
+def test_08_the_training_claims_fail_for_a_flat_curve_and_around_the_baseline_and_floor():
+    t = definitions(8)
+    floor, baseline = 0.0589, 0.2626
+    assert t.falls([0.25, 0.12, 0.10]) and not t.falls([0.25, 0.3, 0.25]) and not t.falls([0.2, float("nan")])
+    assert t.beats_baseline(0.10, baseline, floor)
+    assert not t.beats_baseline(0.95 * baseline, baseline, floor), "beating it by 5% is not by 10%"
+    assert not t.beats_baseline(floor - 1e-3, baseline, floor), "no BCE goes below the targets' entropy"
+
+
 def test_08_the_floor_claim_fails_for_the_floor_a_student_expects_and_below_the_floor():
     t = definitions(8)
     start, floor, reached = 0.6926, 0.0589, 0.0592           # tutorial 8's overfit run, as printed
