@@ -455,6 +455,40 @@ def test_09_the_intervention_claims_fail_on_the_runs_they_would_be_wrong_about()
     assert t.collapsed(hot[1][1]) and not t.collapsed(hot[0][1])
 
 
+def test_09_the_same_weights_claim_fails_for_a_per_layer_adam_with_one_lr_off():
+    t = definitions(9)
+    x = np.random.default_rng(0).uniform(size=(3, 6)).astype(np.float32)
+    plain, per_layer, off = (Autoencoder(6, [4], seed=0) for _ in range(3))
+    assert t.same_weights(plain, per_layer) and not t.same_weights(plain, Autoencoder(6, [4], seed=1))
+    train_step(plain, Adam(0.1, *t.BETAS), x)
+    train_step(per_layer, t.PerLayerAdam(per_layer, [0.1, 0.1]), x)
+    train_step(off, t.PerLayerAdam(off, [0.1, 0.01]), x)
+    assert t.same_weights(plain, per_layer) and not t.same_weights(plain, off)
+    assert not t.same_weights(plain, Autoencoder(6, [4, 4], seed=0)), "zip alone would stop at the shorter"
+
+
+def ends(*vals):
+    """Runs as results() gives them, with only each run's validation BCE at the end."""
+    return [(None, {"val": v}) for v in vals]
+
+
+def test_09_the_ends_lower_claim_fails_turned_around_and_when_one_seed_ends_higher():
+    t = definitions(9)
+    each, slow = ends(0.101, 0.103, 0.100), ends(0.112, 0.110, 0.111)
+    assert t.ends_lower(each, slow) and not t.ends_lower(slow, each)
+    assert not t.ends_lower(each, ends(0.112, 0.110, 0.099)), "lower on average is not lower on every seed"
+    assert not t.ends_lower(ends(), ends()) and not t.ends_lower(each, slow[:2])
+
+
+def test_09_the_mean_image_claims_fail_for_a_run_that_limps_on_and_for_a_real_digit():
+    t = definitions(9)
+    baseline, digit_gap = 0.2631, 0.21
+    assert t.scores_the_baseline(0.2640, baseline)
+    assert not t.scores_the_baseline(0.2400, baseline), "a limping run ends 9% below the baseline"
+    assert t.much_closer(0.004, digit_gap)
+    assert not t.much_closer(digit_gap, digit_gap) and not t.much_closer(digit_gap / 4, digit_gap)
+
+
 def test_09_per_layer_adam_steps_each_layer_at_its_own_rate(mnist_batch):
     t = definitions(9)
     model = Autoencoder(784, t.HIDDEN, seed=0)
