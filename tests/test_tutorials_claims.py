@@ -174,6 +174,22 @@ def test_06_the_best_h_claim_fails_for_one_sided_differences():
         assert bool(t.best_h_near(measured, predicted)) == near
 
 
+def test_06_the_rounding_claim_fails_for_an_error_of_truncation_alone():
+    t = definitions(6)
+    hs = 10.0 ** -np.arange(1, 13)
+    assert t.rounding_dominates([t.error_of(t.centered, h) for h in hs])
+    assert not t.rounding_dominates(list(hs**2 / 6 * np.cos(1.0))), "without rounding the error keeps falling"
+
+
+def test_06_the_burn_in_claim_fails_where_the_kink_is_gone_and_for_a_kink_in_live_units():
+    t = definitions(6)
+    assert t.kinks_kept_by_dead_units([t.burned_in(33)])
+    assert not t.kinks_kept_by_dead_units([t.burned_in(10)]), "seed 10's burn-in moves it off the kink"
+    model, x = t.small_model(0)
+    x[1] = 0.0                     # row 1 of layer 1 is then b = 0, in units live on other rows
+    assert not t.kinks_kept_by_dead_units([(model, x)])
+
+
 def test_06_a_real_bug_is_not_explained_as_a_kink_or_rounding():
     t = definitions(6)
     assert t.all_explained({7: "kink", 24: "rounding"})
@@ -215,6 +231,15 @@ def test_06_the_float32_claim_fails_for_a_buggy_layer():
         lambda dtype: DenseAveragingDb(6, 4, rng=np.random.default_rng(1), dtype=dtype), x)
 
 
+def test_06_the_kink_claims_fail_off_the_kink_and_the_bug_claim_for_a_relu_with_its_mask():
+    t = definitions(6)
+    x = t.away_from_kink(np.random.default_rng(0).standard_normal((3, 4)))
+    on_kink = x.copy()
+    on_kink[0, 0] = 0.0
+    assert t.fails_check(ReLU(), on_kink) and not t.fails_check(ReLU(), x)
+    assert t.fails_check(ReLUWithoutMask(), x), "'moved off the kink it passes' is false for a maskless ReLU"
+
+
 # -- 07: Adam ---------------------------------------------------------------------------------------
 
 def test_07_the_first_step_claims_fail_when_swapped_between_rmsprop_and_adam():
@@ -227,19 +252,57 @@ def test_07_the_first_step_claims_fail_when_swapped_between_rmsprop_and_adam():
     assert not t.first_step_is(adam, 0.01, ratio)
 
 
+def bowl_finals(t, lrs=(("sgd", 0.019), ("momentum", 0.1), ("adam", 0.3))):
+    """Tutorial 7's f after 100 steps, per (rule, bowl), each rule at the learning rate it picked."""
+    turned = t.R @ t.AXIS @ t.R.T
+    final = {}
+    for rule, lr in lrs:
+        final[rule, "axis-aligned"] = t.f_after(t.descend(rule, lr, t.AXIS, t.START), t.AXIS)
+        final[rule, "turned"] = t.f_after(t.descend(rule, lr, turned, t.R @ t.START), turned)
+    return final
+
+
 def test_07_the_turned_bowl_claim_fails_for_adam_and_the_sgd_formula_for_momentum():
     t = definitions(7)
-    turn = np.radians(30)
-    R = np.array([[np.cos(turn), -np.sin(turn)], [np.sin(turn), np.cos(turn)]])
-    final = {}
-    for rule, lr in (("sgd", 0.019), ("momentum", 0.1), ("adam", 0.3)):
-        final[rule, "axis-aligned"] = t.f_after(t.descend(rule, lr, t.AXIS, t.START), t.AXIS)
-        turned = R @ t.AXIS @ R.T
-        final[rule, "turned"] = t.f_after(t.descend(rule, lr, turned, R @ t.START), turned)
+    final = bowl_finals(t)
     assert t.same_when_turned("sgd", final) and t.same_when_turned("momentum", final)
     assert not t.same_when_turned("adam", final)
-    assert abs(final["sgd", "axis-aligned"] / t.sgd_prediction(0.019) - 1) < 1e-9
-    assert abs(final["momentum", "axis-aligned"] / t.sgd_prediction(0.1) - 1) > 1e-3
+    assert t.as_predicted(final["sgd", "axis-aligned"], t.sgd_prediction(0.019))
+    assert not t.as_predicted(final["momentum", "axis-aligned"], t.sgd_prediction(0.1))
+
+
+def test_07_the_race_claims_fail_turned_around_and_for_momentum_that_forgets_to_average():
+    t = definitions(7)
+    final = bowl_finals(t)
+    assert t.beats(final, "momentum", "sgd", factor=10) and t.beats(final, "momentum", "adam")
+    assert not t.beats(final, "adam", "momentum"), "on a bowl Adam is not 'the best of both'"
+    assert t.beats(final, "adam", "sgd", bowls=("axis-aligned",))
+    assert not t.beats(final, "sgd", "adam", bowls=("axis-aligned",))
+    assert t.worse_when_turned("adam", final)
+    assert not t.worse_when_turned("sgd", final) and not t.worse_when_turned("momentum", final)
+    unaveraged = bowl_finals(t, [("sgd", 0.1)])                     # p -= lr * g at momentum's lr
+    forgets = {**final, ("momentum", "axis-aligned"): unaveraged["sgd", "axis-aligned"],
+               ("momentum", "turned"): unaveraged["sgd", "turned"]}
+    assert not t.beats(forgets, "momentum", "sgd", factor=10) and not t.beats(forgets, "momentum", "adam")
+
+
+def test_07_the_divergence_claim_fails_for_a_stable_learning_rate():
+    t = definitions(7)
+    start = t.f_after(np.array([t.START]), t.AXIS)
+    assert t.ends_above(t.f_after(t.descend("sgd", 0.03, t.AXIS, t.START), t.AXIS), start)
+    assert t.ends_above(float("inf"), start) and t.ends_above(float("nan"), start)
+    assert not t.ends_above(t.f_after(t.descend("sgd", 0.019, t.AXIS, t.START), t.AXIS), start)
+
+
+def test_07_the_hand_step_claim_fails_for_the_keras_form():
+    t = definitions(7)
+    lr, g = 0.1, 0.5
+    m_hat, v_hat = (1 - t.B1) * g / (1 - t.B1), (1 - t.B2) * g**2 / (1 - t.B2)
+    by_hand = 1.0 - lr * m_hat / (np.sqrt(v_hat) + t.EPS)
+    for form, same in (("textbook", True), ("keras", False)):
+        p = np.array([1.0])
+        Adam(lr, t.B1, t.B2, t.EPS, form=form).step([p], [np.array([g])])
+        assert t.same_step(p[0], by_hand) == same
 
 
 def test_07_the_scale_claims_fail_for_lr_whatever_the_gradient_and_for_keras_with_plain_eps():
@@ -250,6 +313,15 @@ def test_07_the_scale_claims_fail_for_lr_whatever_the_gradient_and_for_keras_wit
     assert not t.first_step_is_lr_times(steps, gradients, lambda g: 1.0), "'lr whatever the scale'"
     keras = t.first_adam_step(1e-4, "keras", 1e-3)
     assert not t.first_step_is_lr_times([keras], [1e-4], lambda g: g / (g + 1e-3))
+
+
+def test_07_the_lr_within_1_percent_claim_fails_for_lr_everywhere_and_for_keras_default_eps():
+    t = definitions(7)
+    gradients = (1e2, 1.0, 1e-4, 1e-6, 1e-8, 1e-10)
+    assert t.lr_only_where_g_is_large([t.first_adam_step(g) for g in gradients], gradients)
+    assert not t.lr_only_where_g_is_large([0.1] * len(gradients), gradients), "'lr whatever the scale'"
+    keras = [t.first_adam_step(g, "keras", 1e-7) for g in gradients]   # its epsilon is 3.2e-6 at step 1
+    assert not t.lr_only_where_g_is_large(keras, gradients)
 
 
 def test_07_the_batch_size_claim_fails_for_a_gradient_that_averages_rows():
@@ -273,6 +345,25 @@ def test_07_the_autoencoder_claims_fail_for_untuned_sgd_and_for_sgd_with_scaled_
     assert not t.within(float("nan"), sgd_tuned, 0.1), "a diverged run is not within anything"
 
 # -- 08: training an autoencoder ---------------------------------------------------------------------
+
+def test_08_the_bit_for_bit_claim_fails_for_one_weight_one_ulp_off_and_for_a_missing_layer():
+    t = definitions(8)
+    params = Autoencoder(6, [4], seed=0).params
+    copies = [p.copy() for p in params]
+    assert t.bit_for_bit(params, copies)
+    copies[2].flat[0] = np.nextafter(copies[2].flat[0], np.float32(1))
+    assert not t.bit_for_bit(params, copies)
+    assert not t.bit_for_bit(params, params[:2]), "zip alone would stop at the shorter list"
+
+
+def test_08_the_training_claims_fail_for_a_flat_curve_and_around_the_baseline_and_floor():
+    t = definitions(8)
+    floor, baseline = 0.0589, 0.2626
+    assert t.falls([0.25, 0.12, 0.10]) and not t.falls([0.25, 0.3, 0.25]) and not t.falls([0.2, float("nan")])
+    assert t.beats_baseline(0.10, baseline, floor)
+    assert not t.beats_baseline(0.95 * baseline, baseline, floor), "beating it by 5% is not by 10%"
+    assert not t.beats_baseline(floor - 1e-3, baseline, floor), "no BCE goes below the targets' entropy"
+
 
 def test_08_the_floor_claim_fails_for_the_floor_a_student_expects_and_below_the_floor():
     t = definitions(8)
@@ -362,6 +453,40 @@ def test_09_the_intervention_claims_fail_on_the_runs_they_would_be_wrong_about()
     assert not t.none_collapse(hot) and not t.none_collapse(first) and not t.none_collapse(hot[:1])
     assert not t.layer_lives(hot, 0) and not t.layer_dies(each, 1) and not t.layer_dies(hot, 1)
     assert t.collapsed(hot[1][1]) and not t.collapsed(hot[0][1])
+
+
+def test_09_the_same_weights_claim_fails_for_a_per_layer_adam_with_one_lr_off():
+    t = definitions(9)
+    x = np.random.default_rng(0).uniform(size=(3, 6)).astype(np.float32)
+    plain, per_layer, off = (Autoencoder(6, [4], seed=0) for _ in range(3))
+    assert t.same_weights(plain, per_layer) and not t.same_weights(plain, Autoencoder(6, [4], seed=1))
+    train_step(plain, Adam(0.1, *t.BETAS), x)
+    train_step(per_layer, t.PerLayerAdam(per_layer, [0.1, 0.1]), x)
+    train_step(off, t.PerLayerAdam(off, [0.1, 0.01]), x)
+    assert t.same_weights(plain, per_layer) and not t.same_weights(plain, off)
+    assert not t.same_weights(plain, Autoencoder(6, [4, 4], seed=0)), "zip alone would stop at the shorter"
+
+
+def ends(*vals):
+    """Runs as results() gives them, with only each run's validation BCE at the end."""
+    return [(None, {"val": v}) for v in vals]
+
+
+def test_09_the_ends_lower_claim_fails_turned_around_and_when_one_seed_ends_higher():
+    t = definitions(9)
+    each, slow = ends(0.101, 0.103, 0.100), ends(0.112, 0.110, 0.111)
+    assert t.ends_lower(each, slow) and not t.ends_lower(slow, each)
+    assert not t.ends_lower(each, ends(0.112, 0.110, 0.099)), "lower on average is not lower on every seed"
+    assert not t.ends_lower(ends(), ends()) and not t.ends_lower(each, slow[:2])
+
+
+def test_09_the_mean_image_claims_fail_for_a_run_that_limps_on_and_for_a_real_digit():
+    t = definitions(9)
+    baseline, digit_gap = 0.2631, 0.21
+    assert t.scores_the_baseline(0.2640, baseline)
+    assert not t.scores_the_baseline(0.2400, baseline), "a limping run ends 9% below the baseline"
+    assert t.much_closer(0.004, digit_gap)
+    assert not t.much_closer(digit_gap, digit_gap) and not t.much_closer(digit_gap / 4, digit_gap)
 
 
 def test_09_per_layer_adam_steps_each_layer_at_its_own_rate(mnist_batch):

@@ -159,21 +159,41 @@ def same_when_turned(rule, final):
     return abs(final[rule, "turned"] / final[rule, "axis-aligned"] - 1) < 1e-9
 
 
+def as_predicted(measured, predicted):
+    """True when measured equals predicted to 1e-9, relative."""
+    return abs(measured / predicted - 1) < 1e-9
+
+
+def ends_above(f_end, f_start):
+    """True when a run ended above where it started, or diverged (f not finite)."""
+    return not np.isfinite(f_end) or f_end > f_start
+
+
+def beats(final, winner, loser, bowls=("axis-aligned", "turned"), factor=1):
+    """True when `winner` ends over `factor` times lower than `loser` on each of `bowls`."""
+    return all(final[winner, b] < final[loser, b] / factor for b in bowls)
+
+
+def worse_when_turned(rule, final, factor=2):
+    """True when turning the bowl makes the rule's f after 100 steps over `factor` times larger."""
+    return final[rule, "turned"] > factor * final[rule, "axis-aligned"]
+
+
 print(f"SGD's f predicted from (1 - lr * curvature)^200: {sgd_prediction(best_lr['sgd']):.6e}, "
       f"measured {final['sgd', 'axis-aligned']:.6e}")
-expect(abs(final["sgd", "axis-aligned"] / sgd_prediction(best_lr["sgd"]) - 1) < 1e-9,
+expect(as_predicted(final["sgd", "axis-aligned"], sgd_prediction(best_lr["sgd"])),
        "SGD's f is exactly the flat direction's slow shrinking, (1 - lr)^200")
-expect(not np.isfinite(sgd_blowup) or sgd_blowup > f_after(np.array([START]), AXIS),
+expect(ends_above(sgd_blowup, f_after(np.array([START]), AXIS)),
        "SGD at lr 0.03 > 2/100 ends above where it started")
-expect(all(final["momentum", b] < final["sgd", b] / 10 for b in ("axis-aligned", "turned")),
+expect(beats(final, "momentum", "sgd", factor=10),
        "momentum ends over 10 times lower than SGD on both bowls")
 expect(same_when_turned("sgd", final) and same_when_turned("momentum", final),
        "turning the bowl changes nothing for SGD and momentum")
-expect(final["adam", "axis-aligned"] < final["sgd", "axis-aligned"],
+expect(beats(final, "adam", "sgd", bowls=("axis-aligned",)),
        "on the axis-aligned bowl Adam beats SGD")
-expect(not same_when_turned("adam", final) and final["adam", "turned"] > 2 * final["adam", "axis-aligned"],
+expect(not same_when_turned("adam", final) and worse_when_turned("adam", final),
        "turning it changes Adam's result, over 2 times worse: per-coordinate scaling is best on aligned axes")
-expect(all(final["momentum", b] < final["adam", b] for b in ("axis-aligned", "turned")),
+expect(beats(final, "momentum", "adam"),
        "on these bowls momentum beats Adam")
 
 # %% [markdown]
@@ -187,7 +207,14 @@ by_hand = 1.0 - lr * m_hat / (math.sqrt(v_hat) + EPS)
 print(f"step 1 by hand: m={m}, v={v:.6f}, m_hat={m_hat}, v_hat={v_hat}, new p = {by_hand:.10f}")
 p = np.array([1.0])
 Adam(lr, B1, B2, EPS, form="textbook").step([p], [np.array([g])])
-expect(abs(p[0] - by_hand) < 1e-15, "minae's textbook Adam takes exactly the hand-computed first step")
+
+
+def same_step(new_p, by_hand):
+    """True when the parameter after the step is the hand-computed one to 1e-15."""
+    return abs(new_p - by_hand) < 1e-15
+
+
+expect(same_step(p[0], by_hand), "minae's textbook Adam takes exactly the hand-computed first step")
 
 # %% [markdown]
 # "About lr whatever the gradient's scale" holds while |g| is much larger than
@@ -214,9 +241,15 @@ for g, s in zip(gradients, steps):
     print(f"g = {g:.0e}: first step {s:.6f} = {s / 0.1:.4f} lr")
 expect(first_step_is_lr_times(steps, gradients, lambda g: g / (g + EPS)),
        "the first step is lr * |g| / (|g| + eps) for every gradient")
-expect(all(abs(s / 0.1 - 1) < 0.01 for s, g in zip(steps, gradients) if g >= 100 * EPS)
-       and not all(abs(s / 0.1 - 1) < 0.01 for s in steps),
-       "it is lr (within 1%) only where |g| >= 100 eps")
+
+
+def lr_only_where_g_is_large(steps, gradients):
+    """True when each first step is lr 0.1 within 1% where g >= 100 eps, and not every step is."""
+    return all(abs(s / 0.1 - 1) < 0.01 for s, g in zip(steps, gradients) if g >= 100 * EPS) \
+        and not all(abs(s / 0.1 - 1) < 0.01 for s in steps)
+
+
+expect(lr_only_where_g_is_large(steps, gradients), "it is lr (within 1%) only where |g| >= 100 eps")
 
 # %% [markdown]
 # And the Keras form, whose first step has eps / sqrt(1 - b2) in place of

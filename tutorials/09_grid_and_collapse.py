@@ -137,7 +137,8 @@ class PerLayerAdam:
 
 
 def same_weights(a, b):
-    return all(np.array_equal(p, q) for p, q in zip(a.params, b.params))
+    """True when two models' parameters are as many and equal, bit for bit."""
+    return len(a.params) == len(b.params) and all(np.array_equal(p, q) for p, q in zip(a.params, b.params))
 
 
 plain, per_layer = Autoencoder(784, HIDDEN, seed=0), Autoencoder(784, HIDDEN, seed=0)
@@ -285,7 +286,15 @@ expect(none_collapse(each_slowed) and layer_lives(each_slowed, 0),
        "with each layer's step divided by its inputs' sum no seed collapses, the codes know the digit, "
        "and the first layer lives")
 expect(none_collapse(results("lr 0.001")), "at lr 0.001 no seed collapses either")
-expect(all(each[1]["val"] < slow[1]["val"] for each, slow in zip(each_slowed, results("lr 0.001"))),
+
+
+def ends_lower(results, others):
+    """True when each run of `results` ends with a lower validation BCE than the same seed's of `others`."""
+    return len(results) == len(others) > 0 and all(
+        end["val"] < other["val"] for (_, end), (_, other) in zip(results, others))
+
+
+expect(ends_lower(each_slowed, results("lr 0.001")),
        "and each layer at its own step ends lower than lr 0.001, on every seed")
 
 # %% [markdown]
@@ -306,10 +315,22 @@ print(f"seed {collapsed_seed} at lr 0.1: validation BCE {runs['lr 0.1', collapse
       f"the mean-image baseline {baseline:.4f}")
 print(f"its output differs from the mean training image by {gap:.3f} per pixel "
       f"(largest pixel {np.abs(constant - mean_image).max():.3f}); a real digit by {digit_gap:.3f}")
-expect(abs(runs["lr 0.1", collapsed_seed][1]["val"] - baseline) < 0.01 * baseline,
+
+
+def scores_the_baseline(loss, baseline):
+    """True when loss is within 1% of the mean-image baseline."""
+    return abs(loss - baseline) < 0.01 * baseline
+
+
+def much_closer(gap, digit_gap, factor=5):
+    """True when the output's distance to the mean image is under 1/factor of a real digit's."""
+    return gap < digit_gap / factor
+
+
+expect(scores_the_baseline(runs["lr 0.1", collapsed_seed][1]["val"], baseline),
        "its validation BCE is the mean-image baseline's (within 1%)")
-expect(gap < digit_gap / 5, "it outputs (close to) the mean training image: over five times closer to it "
-       "than a real digit is")
+expect(much_closer(gap, digit_gap),
+       "it outputs (close to) the mean training image: over five times closer to it than a real digit is")
 
 # %% [markdown]
 # ## Running the real grid
