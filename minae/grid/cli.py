@@ -244,6 +244,7 @@ def _negative_numbers_as_values(parser, argv):
     -1e-7 is refused. A leading space makes such a token a value; int() and
     float() ignore it. Values of other flags (a folder named '-1') are left alone.
     """
+    # argparse keeps its actions only in this attribute (no public accessor).
     numeric = {s for a in parser._actions if a.type in (int, float) for s in a.option_strings}
     out, flag = [], None
     for token in argv:

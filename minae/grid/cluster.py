@@ -150,7 +150,9 @@ def _while_processes_start():
     SIGINT is ignored, and they keep ignoring it (an ignored signal stays ignored
     in a child, and Python then installs no KeyboardInterrupt of its own), so
     Ctrl-C reaches the grid alone, which stops them and says so once. (A Ctrl-C
-    in these seconds is lost: a signal ignored cannot be told afterwards.)
+    in these seconds is lost: a signal ignored cannot be told afterwards. Blocking
+    it instead would not keep it: any thread that does not block it, such as
+    OpenBLAS's, takes it from the process and drops it, as ignored.)
 
     SIGTERM and SIGHUP are held back and delivered once the cluster exists: stopped
     half-way through, it was left to Dask's exit handler, which printed its tracebacks.
