@@ -5,6 +5,8 @@ an unusable GPU a ``RuntimeError``), so code that already catches the standard
 exceptions keeps working.
 """
 
+import signal
+
 
 class MinaeError(Exception):
     """Base class of every error minae raises on purpose."""
@@ -34,13 +36,18 @@ class GridBusyError(MinaeError, RuntimeError):
     """Another grid is running in the same output folder."""
 
 
+# The signals that end the grid like Ctrl-C: SIGTERM, and SIGHUP (its terminal
+# closed; Windows has none).
+STOP_SIGNALS = tuple(s for s in (signal.SIGTERM, getattr(signal, "SIGHUP", None)) if s is not None)
+
+
 class Terminated(KeyboardInterrupt):
     """The grid received SIGTERM, or SIGHUP (its terminal closed); handled like
     Ctrl-C (finished runs are kept). ``signum`` is the signal's number."""
 
-    def __init__(self, signum=15):
+    def __init__(self, signum=signal.SIGTERM):
         super().__init__(signum)
-        self.signum = signum
+        self.signum = int(signum)
 
 
 class SchedulerError(MinaeError, RuntimeError):

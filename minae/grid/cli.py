@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 
 from minae.backend import BACKENDS, cupy_available
 from minae.data.registry import DATASETS
-from minae.errors import MinaeError, Terminated
+from minae.errors import STOP_SIGNALS, MinaeError, Terminated
 from minae.grid.config import ENGINES, KERAS_ADAM, GridConfig, parse_hidden
 from minae.grid.schedule import run_grid
 from minae.optim import FORMS
@@ -267,9 +267,7 @@ def _is_number(text):
 def _stop_signals():
     """SIGTERM, and SIGHUP (the terminal closed), end the grid like Ctrl-C; a SIGHUP
     that nohup made the grid ignore stays ignored."""
-    hup = getattr(signal, "SIGHUP", None)   # none on Windows
-    keep_ignored = hup is None or signal.getsignal(hup) == signal.SIG_IGN
-    return (signal.SIGTERM,) if keep_ignored else (signal.SIGTERM, hup)
+    return tuple(s for s in STOP_SIGNALS if s == signal.SIGTERM or signal.getsignal(s) != signal.SIG_IGN)
 
 
 def _terminate(signum, frame):

@@ -41,7 +41,7 @@ import numpy as np
 
 from minae._progress import without_process_lock
 from minae.backend import one_blas_thread
-from minae.errors import SchedulerError
+from minae.errors import STOP_SIGNALS, SchedulerError
 from minae.grid.config import DataSummary, settings_key
 from minae.grid.pool import run_cost
 from minae.grid.runs import arrays_digest, check_data, make_record, save_run, train_and_describe
@@ -159,8 +159,7 @@ def _while_processes_start():
     """
     held = []
     previous_int = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    later = [s for s in (signal.SIGTERM, getattr(signal, "SIGHUP", None)) if s is not None]
-    previous = {s: signal.signal(s, lambda signum, frame: held.append(signum)) for s in later}
+    previous = {s: signal.signal(s, lambda signum, frame: held.append(signum)) for s in STOP_SIGNALS}
     try:
         yield
     finally:
